@@ -1,0 +1,1 @@
+//! iothub-auth (under construction)

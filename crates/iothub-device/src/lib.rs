@@ -1,0 +1,1 @@
+//! iothub-device (under construction)

@@ -1,0 +1,1 @@
+//! iothub-emulator (under construction)

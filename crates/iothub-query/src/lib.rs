@@ -1,0 +1,1 @@
+//! iothub-query (under construction)

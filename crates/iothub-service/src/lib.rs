@@ -1,0 +1,1 @@
+//! iothub-service (under construction)

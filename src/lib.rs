@@ -1,0 +1,1 @@
+//! Workspace root: owns the end-to-end tests and the tutorial example.
