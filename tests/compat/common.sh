@@ -1,0 +1,37 @@
+# Shared by the compatibility runners: build the emulator binary and run it on the standard
+# ports (443 HTTPS + WebSockets, 8883 MQTT), which the official SDKs insist on. Only these
+# dedicated compat steps use fixed ports; `cargo test` never does.
+# Source it, then: start_emulator DEVICE_ID...  (sets READY_FILE, CA_FILE; stops it on exit)
+
+COMPAT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$COMPAT_DIR/../.." && pwd)"
+
+fail() { echo "compat: $*" >&2; exit 1; }
+
+start_emulator() {
+  (cd "$REPO_DIR" && cargo build --locked -q -p iothub-emulator) || fail "cannot build the emulator"
+  local bin="${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/iothub-emulator"
+  EMULATOR_DIR="$(mktemp -d)"
+  READY_FILE="$EMULATOR_DIR/ready.json"
+  local args=(--data-dir "$EMULATOR_DIR/data" --in-memory --https-port 443 --mqtt-port 8883 --ready-file "$READY_FILE")
+  for device in "$@"; do args+=(--device "$device"); done
+  "$bin" "${args[@]}" >"$EMULATOR_DIR/stdout" 2>"$EMULATOR_DIR/stderr" &
+  EMULATOR_PID=$!
+  trap stop_emulator EXIT
+  for _ in $(seq 1 100); do
+    [ -s "$READY_FILE" ] && break
+    kill -0 "$EMULATOR_PID" 2>/dev/null || { cat "$EMULATOR_DIR/stderr" >&2; fail "the emulator exited before it was ready (are ports 443/8883 free?)"; }
+    sleep 0.1
+  done
+  [ -s "$READY_FILE" ] || fail "the emulator did not write its ready file within 10 s"
+  CA_FILE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ca_file"])' "$READY_FILE")"
+  export READY_FILE CA_FILE
+}
+
+stop_emulator() {
+  if [ -n "${EMULATOR_PID:-}" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
+    kill -TERM "$EMULATOR_PID" 2>/dev/null
+    wait "$EMULATOR_PID" 2>/dev/null || true
+  fi
+  [ -n "${EMULATOR_DIR:-}" ] && rm -rf "$EMULATOR_DIR"
+}
