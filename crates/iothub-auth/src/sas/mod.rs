@@ -1,0 +1,10 @@
+//! Shared access signature tokens: generating them (clients) and verifying them (emulator).
+
+mod encode;
+mod generate;
+mod parse;
+mod scope;
+mod verify;
+
+pub use generate::SasToken;
+pub use parse::ParsedSas;
