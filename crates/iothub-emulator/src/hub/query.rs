@@ -1,0 +1,36 @@
+//! Query scans over the twin documents, in device-id order (stable across pages).
+
+use std::ops::Bound;
+
+use iothub_query::{CompiledQuery, Page};
+use serde_json::Value;
+
+use super::Hub;
+
+impl Hub {
+    /// One page of a non-aggregate query over device twins, resuming after `resume_after`.
+    pub fn query_page(
+        &self,
+        query: &CompiledQuery,
+        resume_after: Option<&str>,
+        already_returned: u64,
+        max_items: usize,
+    ) -> Page {
+        let state = self.lock();
+        let lower = match resume_after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        let rows = state
+            .devices
+            .range::<str, _>((lower, Bound::Unbounded))
+            .map(|(k, e)| (k.as_str(), &e.twin_doc));
+        query.page(rows, already_returned, max_items)
+    }
+
+    /// All rows of an aggregate query over device twins.
+    pub fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
+        let state = self.lock();
+        query.aggregate(state.devices.values().map(|e| &e.twin_doc))
+    }
+}

@@ -1,0 +1,189 @@
+//! Hub state transitions without sockets or disk.
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+
+async fn hub() -> Hub {
+    Hub::open("localhost".into(), None, Loaded::default())
+        .await
+        .expect("in-memory hub opens")
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[tokio::test]
+async fn default_policies_exist_with_their_permissions() {
+    let hub = hub().await;
+    for (name, perms) in default_policies() {
+        let p = hub.policy(name).expect("policy exists");
+        assert_eq!(p.permissions, perms);
+    }
+    assert!(hub.policy("nope").is_none());
+}
+
+#[tokio::test]
+async fn create_conflict_and_etag_update() {
+    let hub = hub().await;
+    let d = hub
+        .create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    assert_eq!(d["status"], "enabled");
+    assert!(matches!(
+        hub.create_device("d1", DeviceSpec::default()).await,
+        Err(HubError::DeviceAlreadyExists(_))
+    ));
+    let etag = d["etag"].as_str().unwrap().to_string();
+    let stale = IfMatch::Etag("bm9wZQ==".into());
+    assert!(matches!(
+        hub.update_device("d1", DeviceSpec::default(), &stale).await,
+        Err(HubError::PreconditionFailed(_))
+    ));
+    let updated = hub
+        .update_device("d1", DeviceSpec::default(), &IfMatch::Etag(etag.clone()))
+        .await
+        .unwrap();
+    assert_ne!(updated["etag"], etag);
+    assert!(matches!(
+        hub.update_device("zz", DeviceSpec::default(), &IfMatch::Any)
+            .await,
+        Err(HubError::DeviceNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn twin_counters_follow_the_reference() {
+    let hub = hub().await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    let t0 = hub.twin_json("d1").unwrap();
+    assert_eq!(t0["etag"], "AAAAAAAAAAE=");
+    assert_eq!(t0["version"], 2);
+    assert!(t0.get("tags").is_none());
+
+    let mut rx = hub.subscribe_desired();
+    let write = |tags: Option<Value>, desired: Option<Value>| TwinWrite {
+        mode: TwinWriteMode::Patch,
+        tags: tags.map(obj),
+        desired: desired.map(obj),
+    };
+    let t1 = hub
+        .update_twin("d1", write(Some(json!({"loc": "US"})), None), None)
+        .await
+        .unwrap();
+    assert_eq!(t1["etag"], "AAAAAAAAAAI=");
+    assert_eq!(t1["version"], 3);
+    assert_eq!(t1["properties"]["desired"]["$version"], 1);
+
+    let t2 = hub
+        .update_twin(
+            "d1",
+            write(None, Some(json!({"cfg": {"a": 1}, "$version": 99}))),
+            Some(&IfMatch::Etag("AAAAAAAAAAI=".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t2["version"], 4);
+    assert_eq!(t2["properties"]["desired"]["$version"], 2);
+    assert_eq!(t2["properties"]["desired"]["cfg"]["a"], 1);
+    let push = rx.try_recv().unwrap();
+    assert_eq!(push.version, 2);
+    assert_eq!(push.patch, json!({"cfg": {"a": 1}, "$version": 2}));
+
+    let stale = hub
+        .update_twin(
+            "d1",
+            write(Some(json!({"x": 1})), None),
+            Some(&IfMatch::Etag("AAAAAAAAAAI=".into())),
+        )
+        .await;
+    assert!(matches!(stale, Err(HubError::PreconditionFailed(_))));
+
+    let v = hub
+        .patch_reported("d1", json!({"rssi": -40}))
+        .await
+        .unwrap();
+    assert_eq!(v, 2);
+    let t3 = hub.twin_json("d1").unwrap();
+    assert_eq!(t3["etag"], t2["etag"], "reported writes keep the twin etag");
+    assert_eq!(t3["version"], 5);
+    let props = hub.device_twin_properties("d1").await.unwrap();
+    assert_eq!(
+        props,
+        json!({"desired": {"cfg": {"a": 1}, "$version": 2}, "reported": {"rssi": -40, "$version": 2}})
+    );
+}
+
+#[tokio::test]
+async fn twin_put_replaces_and_limits_reject() {
+    let hub = hub().await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    hub.update_twin(
+        "d1",
+        TwinWrite {
+            mode: TwinWriteMode::Patch,
+            tags: Some(obj(json!({"a": 1, "b": 2}))),
+            desired: None,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let t = hub
+        .update_twin(
+            "d1",
+            TwinWrite {
+                mode: TwinWriteMode::Replace,
+                tags: Some(obj(json!({"c": 3}))),
+                desired: None,
+            },
+            Some(&IfMatch::Any),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t["tags"], json!({"c": 3}));
+    let big = "x".repeat(4000);
+    let err = hub
+        .update_twin(
+            "d1",
+            TwinWrite {
+                mode: TwinWriteMode::Patch,
+                tags: Some(obj(json!({"a": big, "b": big, "c": big}))),
+                desired: None,
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(hub
+        .patch_reported("d1", json!({"$version": 1}))
+        .await
+        .is_err());
+    assert!(hub.patch_reported("d1", json!([1])).await.is_err());
+}
+
+#[tokio::test]
+async fn connection_state_is_visible() {
+    let hub = hub().await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    hub.set_connected("d1", true).await;
+    assert_eq!(hub.connected_device_count(), 1);
+    assert_eq!(hub.twin_json("d1").unwrap()["connectionState"], "Connected");
+    hub.set_connected("d1", false).await;
+    assert_eq!(
+        hub.device_json("d1").unwrap()["connectionState"],
+        "Disconnected"
+    );
+}

@@ -1,0 +1,66 @@
+//! The writer thread: group commit of queued writes.
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+
+use super::{Ack, Message, PersistError, WriteOp};
+
+/// Most writes folded into one transaction; bounds the latency of the first one in a batch.
+const MAX_BATCH: usize = 4096;
+
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let mut batch: Vec<(Vec<WriteOp>, Ack)> = Vec::new();
+    let mut closing = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(ops, ack) => batch.push((ops, ack)),
+                Message::Close(done) => {
+                    closing = Some(done);
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let result = commit(&mut conn, &batch);
+        for (_, ack) in batch.drain(..) {
+            // A dropped receiver means the client went away; the write still stands.
+            let _ = ack.send(result.clone());
+        }
+        if let Some(done) = closing.take() {
+            rx.close();
+            // Writes that raced with Close are refused, not silently dropped.
+            while let Ok(Message::Write(_, ack)) = rx.try_recv() {
+                let _ = ack.send(Err(PersistError::Closed));
+            }
+            let _ = done.send(());
+            break;
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[(Vec<WriteOp>, Ack)]) -> Result<(), PersistError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut put_device =
+            tx.prepare_cached("INSERT OR REPLACE INTO devices (id, doc) VALUES (?1, ?2)")?;
+        let mut delete_device = tx.prepare_cached("DELETE FROM devices WHERE id = ?1")?;
+        let mut put_policy =
+            tx.prepare_cached("INSERT OR REPLACE INTO policies (name, doc) VALUES (?1, ?2)")?;
+        for op in batch.iter().flat_map(|(ops, _)| ops) {
+            match op {
+                WriteOp::PutDevice { id, doc } => put_device.execute((id, doc))?,
+                WriteOp::DeleteDevice { id } => delete_device.execute([id])?,
+                WriteOp::PutPolicy { name, doc } => put_policy.execute((name, doc))?,
+            };
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
