@@ -78,10 +78,11 @@ pub enum ConnectionStringError {
         /// The unknown key name as written.
         name: String,
     },
-    /// An unknown key whose name looks like key material, so it is not echoed.
+    /// An unknown key whose name is too long or odd to be a key name; it may be key material,
+    /// so it is not echoed.
     #[error(
-        "segment {index} of the connection string has an unknown key that looks like key \
-         material (not shown); is a ';' or 'SharedAccessKey=' missing?"
+        "segment {index} of the connection string has an unknown key that is not shown (it may \
+         be key material); is a ';' or 'SharedAccessKey=' missing?"
     )]
     UnknownKeyNotShown {
         /// 1-based position among the non-empty segments.

@@ -116,19 +116,19 @@ impl<'a> Segments<'a> {
     }
 }
 
-/// Names the unknown key unless the name could be key material: a pasted key without
-/// `SharedAccessKey=` splits at its `=` padding into a long base64 "name".
+/// Longest unknown key name that is echoed in errors. A pasted key without `SharedAccessKey=`
+/// splits at its `=` padding into a base64 "name"; 16 key bytes are at least 22 base64
+/// characters, so names up to 21 characters (the longest real key name is 21) cannot be a whole
+/// key. Longer names are not shown at all: no heuristic on the characters is reliable.
+const MAX_ECHOED_NAME_LEN: usize = 21;
+
+/// Names the unknown key unless it could be key material.
 fn unknown_key(index: usize, name: &str) -> ConnectionStringError {
-    let identifier_like = name.len() <= 32
+    let echo = name.len() <= MAX_ECHOED_NAME_LEN
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    // 16 key bytes are at least 22 base64 characters; real key names have no digits.
-    let key_like = name.len() >= 21
-        && name
-            .bytes()
-            .any(|b| b.is_ascii_digit() || b == b'+' || b == b'/');
-    if identifier_like && !key_like {
+    if echo {
         ConnectionStringError::UnknownKey {
             name: name.to_owned(),
         }

@@ -8,3 +8,6 @@ mod verify;
 
 pub use generate::SasToken;
 pub use parse::ParsedSas;
+
+#[cfg(test)]
+mod sdk_vectors;
