@@ -1,0 +1,98 @@
+//! Property paths resolved against twins, with segments prepared once at compile time.
+//!
+//! The first segment names a top-level twin field and matches case-insensitively (the
+//! documented `SELECT DeviceId` returns `deviceId`); deeper segments are case-sensitive,
+//! as keys are in storage. Lookups borrow from the twin and never allocate.
+
+use serde_json::{Map, Value};
+
+use crate::ast::Path;
+
+/// Top-level fields of device and module twins, in the twin's own spelling. A query's
+/// first segment that matches one of these case-insensitively is looked up by this exact
+/// spelling first, so `DeviceId` costs one hash lookup, not a scan.
+const TWIN_FIELDS: [&str; 21] = [
+    "deviceId",
+    "moduleId",
+    "etag",
+    "deviceEtag",
+    "status",
+    "statusReason",
+    "statusUpdateTime",
+    "connectionState",
+    "lastActivityTime",
+    "cloudToDeviceMessageCount",
+    "authenticationType",
+    "x509Thumbprint",
+    "modelId",
+    "version",
+    "tags",
+    "properties",
+    "capabilities",
+    "deviceScope",
+    "parentScopes",
+    "configurations",
+    "connectionStateUpdatedTime",
+];
+
+/// A compiled property path.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldPath {
+    /// The first segment as written.
+    first: Box<str>,
+    /// The twin's spelling of the first segment, when it is a known twin field.
+    canonical: Option<&'static str>,
+    /// The remaining segments, matched exactly.
+    rest: Box<[Box<str>]>,
+}
+
+impl FieldPath {
+    pub(crate) fn new(path: &Path) -> Self {
+        let mut names = path.names();
+        let first: Box<str> = names.next().unwrap_or_default().into();
+        let canonical = TWIN_FIELDS
+            .iter()
+            .copied()
+            .find(|f| f.eq_ignore_ascii_case(&first));
+        FieldPath {
+            first,
+            canonical,
+            rest: names.map(Box::from).collect(),
+        }
+    }
+
+    /// True if both paths name the same property (first segment compared
+    /// case-insensitively, like lookups).
+    pub(crate) fn same_as(&self, other: &FieldPath) -> bool {
+        self.first.eq_ignore_ascii_case(&other.first) && self.rest == other.rest
+    }
+
+    /// The value at this path, if the twin has one.
+    #[inline]
+    pub(crate) fn resolve<'v>(&self, twin: &'v Value) -> Option<&'v Value> {
+        self.resolve_named(twin).map(|(_, v)| v)
+    }
+
+    /// The value at this path and the key it was found under (the twin's spelling).
+    #[inline]
+    pub(crate) fn resolve_named<'v>(&self, twin: &'v Value) -> Option<(&'v str, &'v Value)> {
+        let (mut key, mut value) = self.top_level(twin.as_object()?)?;
+        for seg in self.rest.iter() {
+            let (k, v) = value.as_object()?.get_key_value(&**seg)?;
+            key = k;
+            value = v;
+        }
+        Some((key.as_str(), value))
+    }
+
+    #[inline]
+    fn top_level<'v>(&self, obj: &'v Map<String, Value>) -> Option<(&'v String, &'v Value)> {
+        let spelled = self.canonical.unwrap_or(&self.first);
+        if let Some(hit) = obj.get_key_value(spelled) {
+            return Some(hit);
+        }
+        // An unknown field, or a twin that lacks it: fall back to a case-insensitive scan.
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&self.first))
+    }
+}
