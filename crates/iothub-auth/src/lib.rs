@@ -13,11 +13,14 @@
 //!   and `Display`; getting at them takes an explicit `expose_*`/`as_str` call.
 //!
 //! ```
-//! use iothub_auth::{DeviceConnectionString, ParsedSas};
+//! use iothub_auth::{DeviceConnectionString, ParsedSas, SasError, SharedAccessKey};
 //!
+//! const KEY: &str = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=";
 //! let device: DeviceConnectionString =
-//!     "HostName=myhub.azure-devices.net;DeviceId=device1;SharedAccessKey=NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg="
-//!         .parse()?;
+//!     format!("HostName=myhub.azure-devices.net;DeviceId=device1;SharedAccessKey={KEY}").parse()?;
+//! println!("{device}"); // HostName=…;DeviceId=device1;SharedAccessKey=<redacted>
+//!
+//! // Client side: sign (`sas_token(ttl)` uses the clock; here the expiry is fixed).
 //! let token = device.sas_token_expiring_at(1_700_000_000, 0)?;
 //! assert_eq!(
 //!     token.as_str(),
@@ -25,14 +28,34 @@
 //!      &sig=YmIL%2FdTZAntV%2FlLZdg3E7re%2BiH8C6Gt9dG4E4I74ho0%3D&se=1700000000"
 //! );
 //!
-//! // The hub side.
-//! let DeviceConnectionString { credential: iothub_auth::DeviceCredential::SharedAccessKey(key), .. } = &device
-//! else { unreachable!() };
+//! // Hub side: signature (primary or secondary key), expiry, scope.
+//! let primary = SharedAccessKey::from_base64(KEY)?;
+//! let secondary = SharedAccessKey::generate();
 //! let parsed = ParsedSas::parse(token.as_str())?;
-//! parsed.authorize(&[key], 1_699_999_000, "myhub.azure-devices.net/devices/device1")?;
+//! parsed.authorize(&[&primary, &secondary], 1_699_999_000, "myhub.azure-devices.net/devices/device1")?;
+//! assert_eq!(
+//!     parsed.check_not_expired(1_700_000_001),
+//!     Err(SasError::Expired { expired_at: 1_700_000_000 })
+//! );
 //! assert!(!parsed.covers("myhub.azure-devices.net/devices/device2"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Decisions worth knowing
+//!
+//! * **Expiry is strict.** A token is valid up to and including second `se`; there is no clock
+//!   skew allowance (the C# SDK allows 5 minutes). Callers that want one pass an earlier `now`.
+//! * **`skn` is not signed.** No SDK covers it with the HMAC; it only selects which policy's keys
+//!   the verifier tries. Verifiers must look keys up by `skn` (see
+//!   [`ParsedSas::verify_signature`]).
+//! * **`sr` is verified as transmitted** and decoded only for the scope check, because SDKs
+//!   differ in how they encode it (the C SDK does not encode it at all).
+//! * **Scope**: the host compares case-insensitively with any `:port` ignored; the path compares
+//!   case-sensitively (device ids are case-sensitive) and by whole segment.
+//! * **Connection strings** are parsed more forgivingly than Python's SDK (whitespace trimmed,
+//!   empty segments and a trailing `;` ignored) but as strictly on content: unknown or
+//!   duplicate keys, empty values and non-base64 keys are errors. IPv6 literal host names are
+//!   not supported.
 
 mod clock;
 mod connection_string;
