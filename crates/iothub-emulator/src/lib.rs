@@ -1,14 +1,35 @@
-//! A local Azure IoT Hub for offline development and end-to-end tests.
+//! A local Azure IoT Hub for offline development and end-to-end tests: the service REST API
+//! (statistics, devices, twins, query) and the device MQTT endpoint (TLS and WebSockets), with
+//! SAS authentication, its own TLS CA, and state that survives `kill -9`.
 //!
 //! Modules:
-//! - `hub`: the one owner of state (registry, twins, policies, connection state);
-//! - `persist`: the durable SQLite store on its own writer thread;
-//! - `rest`: the service REST API (axum over TLS);
-//! - `mqtt`: the device MQTT endpoint (TLS and WebSockets);
-//! - `tls`: the emulator's CA and server certificate;
-//! - `faults`: fault injection for clients' reliability tests.
+//! - [`hub`]: the one owner of state (registry, twins, policies, connection state);
+//! - [`persist`]: the durable SQLite store on its own writer thread (group commit);
+//! - `rest`: the service REST API (axum), one file per resource;
+//! - [`mqtt`]: the device MQTT endpoint;
+//! - [`tls`]: the emulator's CA and server certificate;
+//! - [`faults`]: fault injection for clients' reliability tests.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), iothub_emulator::EmulatorError> {
+//! let dir = std::env::temp_dir().join("hub-demo");
+//! let emulator = iothub_emulator::Emulator::start(iothub_emulator::EmulatorConfig::for_tests(&dir)).await?;
+//! let device = emulator.add_device("myDevice").await?;
+//! println!("{} / {}", emulator.https_port(), device.len());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+mod config;
+mod emulator;
 pub mod faults;
 pub mod hub;
 pub mod mqtt;
 pub mod persist;
+mod rest;
+mod server;
+pub mod tls;
+
+pub use config::EmulatorConfig;
+pub use emulator::{Emulator, EmulatorError, RunningEmulator};
+pub use faults::FaultInjector;

@@ -1,1 +1,225 @@
-fn main() {}
+//! `iothub-emulator`: a local Azure IoT Hub (see the emulator contract in DESIGN.md).
+//!
+//! Starts both listeners, writes the ready file once they accept connections, prints `export`
+//! lines on stdout (so `eval "$(iothub-emulator …)"`-style use works) and a banner on stderr,
+//! then runs until SIGINT or SIGTERM, when it stops accepting, finishes in-flight writes and
+//! exits 0.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use serde_json::{json, Map, Value};
+
+/// A local Azure IoT Hub: service REST API, device MQTT, SAS auth, TLS, durable state.
+#[derive(Debug, Parser)]
+#[command(name = "iothub-emulator", version)]
+struct Cli {
+    /// State, keys and CA live here.
+    #[arg(long, value_name = "DIR", default_value = "./.iothub-emulator")]
+    data_dir: PathBuf,
+    /// Keep nothing on disk except the CA files.
+    #[arg(long)]
+    in_memory: bool,
+    /// Hub host name in connection strings and certificate SANs.
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    hostname: String,
+    /// Listen address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// REST API + MQTT over WebSockets (/$iothub/websocket); 0 = any free port.
+    #[arg(long, value_name = "PORT", default_value_t = 8443)]
+    https_port: u16,
+    /// MQTT over TLS; 0 = any free port.
+    #[arg(long, value_name = "PORT", default_value_t = 8883)]
+    mqtt_port: u16,
+    /// Register this device at start if missing (repeatable; keys kept if present).
+    #[arg(long = "device", value_name = "ID")]
+    devices: Vec<String>,
+    /// Once every listener accepts connections, write this JSON file atomically.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iothub-emulator: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("iothub-emulator: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = EmulatorConfig {
+        hostname: cli.hostname,
+        bind: cli.bind,
+        https_port: cli.https_port,
+        mqtt_port: cli.mqtt_port,
+        data_dir: cli.data_dir,
+        in_memory: cli.in_memory,
+        devices: cli.devices.clone(),
+    };
+    let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
+    let devices = device_strings(&emulator, &cli.devices);
+    if let Some(path) = &cli.ready_file {
+        write_ready_file(path, &emulator, &devices)
+            .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
+    }
+    print_exports(&emulator, &cli.devices, &devices);
+    print_banner(&emulator, cli.in_memory);
+
+    wait_for_signal().await?;
+    eprintln!("iothub-emulator: shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+fn device_strings(emulator: &RunningEmulator, ids: &[String]) -> Map<String, Value> {
+    ids.iter()
+        .filter_map(|id| {
+            emulator
+                .device_connection_string(id)
+                .map(|cs| (id.clone(), Value::String(cs)))
+        })
+        .collect()
+}
+
+fn write_ready_file(
+    path: &Path,
+    emulator: &RunningEmulator,
+    devices: &Map<String, Value>,
+) -> std::io::Result<()> {
+    let doc = json!({
+        "hostname": emulator.hostname(),
+        "https_port": emulator.https_port(),
+        "mqtt_port": emulator.mqtt_port(),
+        "ca_file": emulator.ca_file(),
+        "service_connection_string": emulator.service_connection_string(),
+        "devices": devices,
+    });
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(doc.to_string().as_bytes())?;
+        file.sync_all()?;
+    }
+    // Readers see either no file or the complete document.
+    std::fs::rename(&tmp, path)
+}
+
+/// Single-quotes `s` for POSIX shells.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn print_exports(emulator: &RunningEmulator, ids: &[String], devices: &Map<String, Value>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "export IOTHUB_CONNECTION_STRING={}",
+        shell_quote(&emulator.service_connection_string())
+    );
+    let _ = writeln!(
+        out,
+        "export IOTHUB_CA_FILE={}",
+        shell_quote(&emulator.ca_file().display().to_string())
+    );
+    if let [only] = ids {
+        if let Some(Value::String(cs)) = devices.get(only) {
+            let _ = writeln!(
+                out,
+                "export IOTHUB_DEVICE_CONNECTION_STRING={}",
+                shell_quote(cs)
+            );
+        }
+    }
+    let _ = out.flush();
+}
+
+fn print_banner(emulator: &RunningEmulator, in_memory: bool) {
+    eprintln!(
+        "iothub-emulator ready: hub {host}\n  REST + MQTT/WebSockets  https://{host}:{https}\n  MQTT over TLS           mqtts://{host}:{mqtt}\n  CA certificate          {ca}\n  state                   {state}\n  Ctrl-C to stop",
+        host = emulator.hostname(),
+        https = emulator.https_port(),
+        mqtt = emulator.mqtt_port(),
+        ca = emulator.ca_file().display(),
+        state = if in_memory { "in memory" } else { "durable (data dir)" },
+    );
+}
+
+async fn wait_for_signal() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["iothub-emulator"]).unwrap();
+        assert_eq!(cli.https_port, 8443);
+        assert_eq!(cli.mqtt_port, 8883);
+        assert_eq!(cli.hostname, "localhost");
+        let cli = Cli::try_parse_from([
+            "iothub-emulator",
+            "--in-memory",
+            "--https-port",
+            "0",
+            "--device",
+            "a",
+            "--device",
+            "b",
+            "--ready-file",
+            "r.json",
+        ])
+        .unwrap();
+        assert!(cli.in_memory);
+        assert_eq!(cli.devices, ["a", "b"]);
+    }
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+}

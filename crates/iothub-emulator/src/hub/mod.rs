@@ -12,6 +12,7 @@ mod error;
 mod ids;
 pub mod limits;
 mod policy;
+mod query;
 mod twin;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,73 @@
+//! The service REST API: one file per resource, an auth extractor, Format A errors.
+
+mod admin;
+mod api_version;
+mod auth;
+mod devices;
+mod error;
+mod query;
+mod request;
+mod response;
+mod statistics;
+mod twins;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::hub::Hub;
+
+/// The whole HTTPS application: service API, MQTT-over-WebSockets, emulator admin.
+pub fn router(hub: Hub) -> Router {
+    let service = Router::new()
+        .route("/statistics/devices", get(statistics::devices))
+        .route("/statistics/service", get(statistics::service))
+        .route("/devices", get(devices::list))
+        .route("/devices/", get(devices::list))
+        .route("/devices/query", post(query::query))
+        .route("/devices/query/", post(query::query))
+        .route(
+            "/devices/{id}",
+            get(devices::get).put(devices::put).delete(devices::delete),
+        )
+        .route(
+            "/twins/{id}",
+            get(twins::get).patch(twins::patch).put(twins::put),
+        )
+        .route_layer(axum::middleware::from_fn(api_version::require_api_version));
+    let admin = Router::new()
+        .route(
+            "/$emulator/faults/drop-connection/{id}",
+            post(admin::drop_connection),
+        )
+        .route(
+            "/$emulator/faults/refuse-connections",
+            post(admin::refuse_connections),
+        )
+        .route(
+            "/$emulator/faults/fail-twin-operations",
+            post(admin::fail_twin_operations),
+        );
+    service
+        .merge(admin)
+        .route("/$iothub/websocket", get(websocket))
+        .fallback(not_found)
+        .with_state(hub)
+}
+
+async fn websocket(State(hub): State<Hub>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    crate::mqtt::websocket_upgrade(hub, ws, headers).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "The requested resource does not exist on this hub",
+    )
+}

@@ -1,0 +1,91 @@
+//! Device twins: `GET`, `PATCH` (merge, `null` deletes) and `PUT` (replace tags and desired)
+//! on `/twins/{id}` (reference §6). Read-only members in bodies (`deviceId`, `etag`, `version`,
+//! `properties.reported`, `$metadata`, `$version`, …) are ignored because SDKs echo them.
+//! Injected faults (`fail_next_twin_operations`) apply to all three.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+
+use super::auth::{need, Caller};
+use super::error::ApiError;
+use super::request::{if_match, parse_object, present};
+use super::response::JsonResponse;
+use crate::hub::{Hub, HubError, TwinWrite, TwinWriteMode};
+
+fn injected_fault(hub: &Hub) -> Result<(), ApiError> {
+    match hub.faults().take_twin_failure() {
+        Some(status) => Err(HubError::injected(status).into()),
+        None => Ok(()),
+    }
+}
+
+/// `GET /twins/{id}`.
+pub async fn get(
+    State(hub): State<Hub>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<JsonResponse, ApiError> {
+    caller.require(need::SERVICE_OR_READ)?;
+    injected_fault(&hub)?;
+    Ok(JsonResponse::ok(hub.twin_json(&id)?))
+}
+
+/// `PATCH /twins/{id}`.
+pub async fn patch(
+    state: State<Hub>,
+    caller: Caller,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<JsonResponse, ApiError> {
+    write(state, caller, id, headers, body, TwinWriteMode::Patch).await
+}
+
+/// `PUT /twins/{id}`.
+pub async fn put(
+    state: State<Hub>,
+    caller: Caller,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<JsonResponse, ApiError> {
+    write(state, caller, id, headers, body, TwinWriteMode::Replace).await
+}
+
+async fn write(
+    State(hub): State<Hub>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    mode: TwinWriteMode,
+) -> Result<JsonResponse, ApiError> {
+    caller.require(need::SERVICE_OR_WRITE)?;
+    injected_fault(&hub)?;
+    let body = parse_object(&body)?;
+    let tags = section(present(&body, "tags"), "tags")?;
+    let desired = match present(&body, "properties") {
+        None => None,
+        Some(Value::Object(props)) => section(present(props, "desired"), "properties.desired")?,
+        Some(_) => return Err(ApiError::invalid("properties must be an object")),
+    };
+    let write = TwinWrite {
+        mode,
+        tags,
+        desired,
+    };
+    let twin = hub
+        .update_twin(&id, write, if_match(&headers).as_ref())
+        .await?;
+    Ok(JsonResponse::ok(twin))
+}
+
+fn section(value: Option<&Value>, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map.clone())),
+        Some(_) => Err(ApiError::invalid(format!("{name} must be a JSON object"))),
+    }
+}
