@@ -1,41 +1,204 @@
 //! The device MQTT endpoint: MQTT 3.1.1 over TLS (`--mqtt-port`) and over WebSockets
-//! (`wss://{host}:{https-port}/$iothub/websocket`).
+//! (`wss://{host}:{https-port}/$iothub/websocket`), speaking to devices the way IoT Hub does
+//! (reference `iothub-mqtt-and-sas.md` §8).
 //!
-//! Work in progress (issue 5): this first version fixes the two entry points that `lib.rs` wires
-//! up, so both halves of the crate can be connected while the session layer is written. Until
-//! then TLS connections are accepted and closed, and WebSocket upgrades are refused with 503.
+//! Layers, each in its own file:
+//! - [`transport`]: TLS stream or WebSocket, as one byte-channel trait;
+//! - [`codec`]: bytes ↔ packets through rumqttc's v4 codec (256 KiB + headers);
+//! - [`connect`]: CONNECT checks (client id, username, SAS against device or policy keys);
+//! - [`session`]: the per-connection state machine (no I/O), with [`topic`] and [`twin`] rules;
+//! - [`registry`]: sessions by client id (one connection each, clean-session-0 persistence);
+//! - [`driver`]: the async loop tying a transport, a session, the registry and the hub together.
+
+mod codec;
+mod connect;
+mod driver;
+mod registry;
+mod session;
+mod topic;
+mod transport;
+mod twin;
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
-use crate::hub::Hub;
+use crate::faults::Faults;
+use crate::hub::{DesiredPatch, Hub};
+use registry::SessionRegistry;
+use session::DesiredNotification;
+use transport::{StreamTransport, WebSocketTransport};
 
-/// Accepts MQTT-over-TLS connections on `listener` until `shutdown` is cancelled.
+pub use codec::MAX_PACKET_SIZE;
+
+/// A TLS handshake that takes longer than this is abandoned.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// WebSocket messages larger than this are refused; a message may carry several packets, so it
+/// is a little above [`MAX_PACKET_SIZE`].
+const MAX_WEBSOCKET_MESSAGE: usize = 2 * MAX_PACKET_SIZE;
+
+/// What all MQTT connections of one hub share, whichever port they came in on.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    registry: SessionRegistry,
+    /// Cancelled when [`serve_tls`]'s shutdown fires; WebSocket connections (which outlive the
+    /// HTTP request that upgraded them) stop on it too.
+    shutdown: CancellationToken,
+}
+
+/// Accepts MQTT-over-TLS connections on `listener` until `shutdown` is cancelled, then closes
+/// every MQTT connection of this hub (TLS and WebSocket) and returns once they have ended.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hub: Hub,
     shutdown: CancellationToken,
 ) {
-    let _ = (&acceptor, &hub);
+    let endpoint = endpoint_for(&hub);
+    // Every connection task holds a clone; `recv` returns `None` once all have ended.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => {
-                if let Err(error) = accepted {
-                    tracing::warn!(%error, "mqtt accept failed");
+        let (tcp, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    warn!(%error, "MQTT accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
                 }
+            },
+        };
+        // Small packets, answered at once: don't wait to coalesce them.
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, hub, endpoint, alive) = (
+            acceptor.clone(),
+            hub.clone(),
+            endpoint.clone(),
+            alive_tx.clone(),
+        );
+        // The handshake runs in the connection's own task so a slow client never stalls accepts.
+        tokio::spawn(async move {
+            let _alive = alive;
+            let handshake = tokio::select! {
+                () = endpoint.shutdown.cancelled() => return,
+                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => handshake,
+            };
+            match handshake {
+                Ok(Ok(tls)) => {
+                    driver::run(StreamTransport(tls), hub, endpoint, peer.to_string()).await
+                }
+                Ok(Err(error)) => debug!(%peer, %error, "MQTT TLS handshake failed"),
+                Err(_) => debug!(%peer, "MQTT TLS handshake timed out"),
             }
-        }
+        });
     }
+    endpoint.shutdown.cancel();
+    drop(alive_tx);
+    let _ = alive_rx.recv().await;
 }
 
-/// Upgrades `GET /$iothub/websocket` to MQTT over WebSockets.
-pub async fn websocket_upgrade(hub: Hub, ws: WebSocketUpgrade, headers: HeaderMap) -> Response {
-    let _ = (hub, ws, headers);
-    StatusCode::SERVICE_UNAVAILABLE.into_response()
+/// Upgrades `GET /$iothub/websocket` to MQTT over WebSockets, echoing the `mqtt` subprotocol
+/// the client offered, in the client's own spelling (`mqtt` from most SDKs, `MQTT` from the C
+/// SDK; rumqttc fails the connection without the echo).
+pub async fn websocket_upgrade(hub: Hub, mut ws: WebSocketUpgrade, headers: HeaderMap) -> Response {
+    let offered = ws
+        .requested_protocols()
+        .find(|protocol| protocol.as_bytes().eq_ignore_ascii_case(b"mqtt"))
+        .cloned();
+    let Some(protocol) = offered else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "MQTT over WebSockets needs the 'mqtt' subprotocol (Sec-WebSocket-Protocol: mqtt)",
+        )
+            .into_response();
+    };
+    ws.set_selected_protocol(protocol);
+    let peer = headers
+        .get(header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok())
+        .map_or_else(
+            || "websocket".to_string(),
+            |agent| format!("websocket ({agent})"),
+        );
+    let endpoint = endpoint_for(&hub);
+    ws.read_buffer_size(8 * 1024)
+        .max_message_size(MAX_WEBSOCKET_MESSAGE)
+        .max_frame_size(MAX_WEBSOCKET_MESSAGE)
+        .on_upgrade(move |socket| driver::run(WebSocketTransport(socket), hub, endpoint, peer))
+}
+
+/// The [`Endpoint`] of `hub`, created (with its notification dispatcher) on first use.
+///
+/// The contract gives both entry points nothing but the [`Hub`], so the endpoint is looked up
+/// by hub identity: the address of the hub's `Faults` allocation. The table keeps a `Weak` to
+/// it, which keeps the address from being reused while the entry exists, and entries of dropped
+/// hubs are pruned on every lookup.
+fn endpoint_for(hub: &Hub) -> Endpoint {
+    static ENDPOINTS: Mutex<Vec<(Weak<Faults>, Endpoint)>> = Mutex::new(Vec::new());
+    let faults = hub.faults_arc();
+    let mut endpoints = ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner);
+    endpoints.retain(|(owner, _)| owner.strong_count() > 0);
+    if let Some((_, endpoint)) = endpoints
+        .iter()
+        .find(|(owner, _)| owner.as_ptr() == Arc::as_ptr(&faults))
+    {
+        return endpoint.clone();
+    }
+    let endpoint = Endpoint {
+        registry: SessionRegistry::default(),
+        shutdown: CancellationToken::new(),
+    };
+    spawn_dispatcher(hub, &endpoint);
+    endpoints.push((Arc::downgrade(&faults), endpoint.clone()));
+    endpoint
+}
+
+/// Routes the hub's desired-property changes and fault-injected drops to sessions, from one
+/// task per hub (so 10,000 idle connections do not each wake up for every change).
+fn spawn_dispatcher(hub: &Hub, endpoint: &Endpoint) {
+    let mut desired = hub.subscribe_desired();
+    let mut drops = hub.faults().subscribe_drops();
+    let registry = endpoint.registry.clone();
+    let shutdown = endpoint.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                change = desired.recv() => match change {
+                    Ok(change) => deliver(&registry, change),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        warn!(missed, "MQTT endpoint fell behind on desired-property changes; devices re-read the twin on reconnect");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                dropped = drops.recv() => match dropped {
+                    Ok(device_id) => registry.kick(&device_id),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+}
+
+fn deliver(registry: &SessionRegistry, change: DesiredPatch) {
+    let notification = DesiredNotification {
+        version: change.version,
+        body: Bytes::from(change.patch.to_string()),
+    };
+    registry.deliver_desired(&change.device_id, notification);
 }

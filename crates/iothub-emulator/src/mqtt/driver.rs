@@ -1,0 +1,337 @@
+//! One connection, from CONNECT to close: moves packets between a [`Transport`], the
+//! [`Session`] state machine and the [`Hub`]. All protocol decisions are the session's; this
+//! loop adds the timers (keep-alive × 1.5, SAS expiry), the registry (one connection per client
+//! id, persistent sessions, connection state) and the hub calls.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::codec::{self, FrameError};
+use super::connect::{self, Accepted, Credentials, KeyPair};
+use super::registry::{Lease, SessionRegistry};
+use super::session::{Action, CloseReason, Session};
+use super::transport::Transport;
+use super::twin::{TwinFailure, TwinOutcome, TwinRequest};
+use super::Endpoint;
+use crate::hub::Hub;
+
+/// A client must send CONNECT this soon after the transport is up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Output is written once this much is queued, even in the middle of a batch of packets.
+const FLUSH_THRESHOLD: usize = 16 * 1024;
+
+/// Timers never need to reach further than this (a token valid for years still works).
+const MAX_TIMER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Credentials for Hub {
+    fn hostname(&self) -> &str {
+        Hub::hostname(self)
+    }
+
+    fn device_keys(&self, device_id: &str) -> Option<(KeyPair, bool)> {
+        Hub::device_keys(self, device_id).map(|auth| {
+            let keys = KeyPair {
+                primary: auth.primary,
+                secondary: auth.secondary,
+            };
+            (keys, auth.enabled)
+        })
+    }
+
+    fn policy_keys(&self, policy: &str) -> Option<(KeyPair, bool)> {
+        Hub::policy(self, policy).map(|p| {
+            let keys = KeyPair {
+                primary: p.primary,
+                secondary: p.secondary,
+            };
+            (keys, p.permissions.device_connect)
+        })
+    }
+}
+
+/// Why a connection ended, for the log.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("{0}")]
+    Session(CloseReason),
+    #[error("peer closed the connection")]
+    PeerClosed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("no packet within 1.5 × keep-alive")]
+    KeepAliveTimeout,
+    #[error("SAS token expired")]
+    TokenExpired,
+    #[error("replaced by a new connection, dropped by fault injection, or shutting down")]
+    Stopped,
+}
+
+/// Runs one client connection to completion.
+pub async fn run<T: Transport>(mut io: T, hub: Hub, endpoint: Endpoint, peer: String) {
+    let mut inbuf = BytesMut::new();
+    let connect =
+        match tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut io, &mut inbuf)).await {
+            Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+            Ok(Ok(Some(other))) => {
+                debug!(%peer, packet = codec::kind(&other), "first packet is not CONNECT; closing");
+                return io.close().await;
+            }
+            Ok(Ok(None)) => return io.close().await,
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "no valid CONNECT; closing");
+                return io.close().await;
+            }
+            Err(_) => {
+                debug!(%peer, "no CONNECT within {CONNECT_TIMEOUT:?}; closing");
+                return io.close().await;
+            }
+        };
+    let Some(accepted) = admit(&mut io, &hub, &connect, &peer).await else {
+        return io.close().await;
+    };
+    // The CONNECT holds the SAS token; nothing below needs it.
+    drop(connect);
+
+    let registry = &endpoint.registry;
+    let lease = registry
+        .attach(
+            &accepted.client_id,
+            accepted.clean_session,
+            &endpoint.shutdown,
+        )
+        .await;
+    sync_connection_state(&hub, registry, &accepted).await;
+    info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
+        session_present = lease.saved.is_some(), "device connected");
+
+    let (session, lease, ended) = serve(&mut io, &hub, accepted.clone(), lease, inbuf).await;
+    info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
+
+    let saved = (!accepted.clean_session).then(|| session.into_saved());
+    registry.detach(lease, saved);
+    sync_connection_state(&hub, registry, &accepted).await;
+    io.close().await;
+}
+
+/// Checks CONNECT and answers a refusal with its CONNACK code; `None` means "close".
+async fn admit<T: Transport>(
+    io: &mut T,
+    hub: &Hub,
+    connect: &Connect,
+    peer: &str,
+) -> Option<Accepted> {
+    if hub.faults().connections_refused() {
+        debug!(%peer, client_id = %connect.client_id, "connections refused by fault injection");
+        return None;
+    }
+    match connect::authenticate(connect, hub, iothub_auth::unix_now()) {
+        Ok(accepted) => Some(accepted),
+        Err(refusal) => {
+            info!(%peer, client_id = %connect.client_id, reason = %refusal, "CONNECT refused");
+            let mut out = BytesMut::new();
+            let connack = Packet::ConnAck(ConnAck::new(refusal.return_code(), false));
+            if codec::encode(&connack, &mut out).is_ok() {
+                let _ = io.write(&mut out).await;
+            }
+            None
+        }
+    }
+}
+
+/// The connected phase: CONNACK, then packets, notifications and timers until something ends it.
+async fn serve<T: Transport>(
+    io: &mut T,
+    hub: &Hub,
+    accepted: Accepted,
+    mut lease: Lease,
+    mut inbuf: BytesMut,
+) -> (Session, Lease, Ended) {
+    let session_present = lease.saved.is_some();
+    let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
+    let mut out = BytesMut::new();
+    let connack = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present));
+    if let Err(error) = codec::encode(&connack, &mut out) {
+        return (session, lease, error.into());
+    }
+
+    let expiry = tokio::time::sleep_until(instant_at_unix(accepted.token_expires_at));
+    let keep_alive = accepted.keep_alive_timeout.unwrap_or(MAX_TIMER);
+    let idle = tokio::time::sleep(keep_alive);
+    tokio::pin!(expiry, idle);
+
+    let ended = loop {
+        if let Some(ended) = execute(hub, &mut session, &accepted, &mut actions, &mut out).await {
+            // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
+            let _ = io.write(&mut out).await;
+            break ended;
+        }
+        if !out.is_empty() {
+            tokio::select! {
+                written = io.write(&mut out) => if let Err(error) = written { break error.into() },
+                () = lease.stop.cancelled() => break Ended::Stopped,
+            }
+        }
+        codec::shrink_idle(&mut out);
+        if let Some(ended) = pending_input(&mut session, &mut inbuf, &mut actions) {
+            break ended;
+        }
+        if !actions.is_empty() {
+            continue;
+        }
+        codec::prepare_read(&mut inbuf);
+        tokio::select! {
+            biased;
+            () = lease.stop.cancelled() => break Ended::Stopped,
+            () = &mut expiry => break Ended::TokenExpired,
+            () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
+            Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
+            read = io.read(&mut inbuf) => match read {
+                Ok(0) => break Ended::PeerClosed,
+                Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),
+                Err(error) => break error.into(),
+            },
+        }
+    };
+    (session, lease, ended)
+}
+
+/// Feeds whole packets from `inbuf` to the session until a batch of output is due.
+fn pending_input(
+    session: &mut Session,
+    inbuf: &mut BytesMut,
+    actions: &mut Vec<Action>,
+) -> Option<Ended> {
+    while actions.len() < 64 {
+        match codec::decode(inbuf) {
+            Ok(Some(packet)) => session.on_packet(packet, actions),
+            Ok(None) => break,
+            Err(error) => return Some(error.into()),
+        }
+    }
+    None
+}
+
+/// Carries out `actions` in order: encodes packets into `out`, runs twin operations against the
+/// hub (feeding their outcome back to the session), records activity. Returns why to close, if
+/// an action says so.
+async fn execute(
+    hub: &Hub,
+    session: &mut Session,
+    accepted: &Accepted,
+    actions: &mut Vec<Action>,
+    out: &mut BytesMut,
+) -> Option<Ended> {
+    let device_id = &accepted.identity.device_id;
+    let mut queue = std::mem::take(actions);
+    let mut replies = Vec::new();
+    let mut pending = queue.drain(..);
+    while let Some(action) = pending.next() {
+        match action {
+            Action::Send(packet) => {
+                if let Err(error) = codec::encode(&packet, out) {
+                    return Some(error.into());
+                }
+            }
+            Action::Activity => hub.record_activity(device_id),
+            Action::Close(reason) => return Some(Ended::Session(reason)),
+            Action::Twin(request) => {
+                let outcome = perform(hub, device_id, &request).await;
+                session.on_twin_outcome(request.rid(), &outcome, &mut replies);
+                for reply in replies.drain(..) {
+                    match reply {
+                        Action::Send(packet) => {
+                            if let Err(error) = codec::encode(&packet, out) {
+                                return Some(error.into());
+                            }
+                        }
+                        Action::Close(reason) => return Some(Ended::Session(reason)),
+                        Action::Activity | Action::Twin(_) => {}
+                    }
+                }
+            }
+        }
+        if out.len() >= FLUSH_THRESHOLD {
+            // The rest runs after this much has been written; order is preserved.
+            actions.extend(pending);
+            return None;
+        }
+    }
+    drop(pending);
+    // Hand the emptied allocation back so the next batch reuses it.
+    *actions = queue;
+    None
+}
+
+/// Runs a twin operation, unless fault injection says to fail it.
+async fn perform(hub: &Hub, device_id: &str, request: &TwinRequest) -> TwinOutcome {
+    if let Some(status) = hub.faults().take_twin_failure() {
+        let error = crate::hub::HubError::injected(status);
+        return TwinOutcome::Failed(TwinFailure {
+            status: error.status(),
+            message: error.message(),
+        });
+    }
+    let result = match request {
+        TwinRequest::Get { .. } => hub
+            .device_twin_properties(device_id)
+            .await
+            .map(TwinOutcome::Document),
+        TwinRequest::PatchReported { patch, .. } => hub
+            .patch_reported(device_id, patch.clone())
+            .await
+            .map(|version| TwinOutcome::Patched { version }),
+    };
+    result.unwrap_or_else(|error| {
+        if error.status() >= 500 {
+            warn!(%device_id, %error, "twin operation failed");
+        }
+        TwinOutcome::Failed(TwinFailure {
+            status: error.status(),
+            message: error.message(),
+        })
+    })
+}
+
+/// Reads until one whole packet is buffered; `None` if the peer closed first.
+async fn read_packet<T: Transport>(
+    io: &mut T,
+    buf: &mut BytesMut,
+) -> Result<Option<Packet>, Ended> {
+    loop {
+        if let Some(packet) = codec::decode(buf)? {
+            return Ok(Some(packet));
+        }
+        codec::prepare_read(buf);
+        if io.read(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Writes the client's current connection state to the hub, ordered per client (see
+/// [`SessionRegistry::state_order`]).
+async fn sync_connection_state(hub: &Hub, registry: &SessionRegistry, accepted: &Accepted) {
+    let order = registry.state_order(&accepted.client_id);
+    let _turn = order.lock().await;
+    let connected = registry.is_connected(&accepted.client_id);
+    hub.set_connected(&accepted.identity.device_id, connected)
+        .await;
+}
+
+/// The monotonic instant at which the wall clock reaches `unix_secs`.
+fn instant_at_unix(unix_secs: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let remaining = Duration::from_secs(unix_secs)
+        .saturating_sub(now)
+        .min(MAX_TIMER);
+    Instant::now() + remaining
+}

@@ -1,0 +1,413 @@
+//! Sessions by client id, shared by every MQTT connection of one hub (TLS and WebSockets).
+//!
+//! It enforces "one connection per client id" (a new CONNECT closes the old connection, which
+//! hands its session over before the new one starts, reference §6.2), keeps clean-session-0
+//! sessions while their client is offline (subscriptions plus desired notifications that arrive
+//! meanwhile, §6.4), and routes desired-property notifications and fault-injected drops to the
+//! live connection. A std mutex guards the table; it is never held across `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{DesiredNotification, SavedSession};
+
+/// How long a new connection waits for the one it replaces to hand over its session before it
+/// takes over regardless (a connection stuck in a write cannot hold its successor up).
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The sessions of one hub.
+#[derive(Clone, Default)]
+pub struct SessionRegistry {
+    slots: Arc<Mutex<Slots>>,
+}
+
+#[derive(Default)]
+struct Slots {
+    by_client: HashMap<String, Slot>,
+    next_connection: u64,
+}
+
+/// One client id's state. Slots are kept after disconnect: there is at most one per registered
+/// device, and [`Slot::state_order`] must stay the same object for ordering to hold.
+#[derive(Default)]
+struct Slot {
+    active: Option<Active>,
+    saved: Option<SavedSession>,
+    state_order: Arc<tokio::sync::Mutex<()>>,
+}
+
+struct Active {
+    connection: u64,
+    /// Cancelled to close the connection (duplicate client id, fault injection).
+    stop: CancellationToken,
+    /// Cancelled by the connection once it has detached (its session is saved).
+    released: CancellationToken,
+    /// Desired notifications for the connection's session.
+    outbox: mpsc::UnboundedSender<DesiredNotification>,
+}
+
+/// A connection's registration; give it back with [`SessionRegistry::detach`].
+pub struct Lease {
+    registry: SessionRegistry,
+    client_id: String,
+    connection: u64,
+    released: CancellationToken,
+    detached: bool,
+    /// Cancelled when this connection must close: replaced by a newer connection, dropped by
+    /// fault injection, or the endpoint is shutting down.
+    pub stop: CancellationToken,
+    /// Desired notifications routed to this connection.
+    pub outbox: mpsc::UnboundedReceiver<DesiredNotification>,
+    /// The session stored for a clean-session-0 client, if there was one (CONNACK
+    /// `session_present` is `saved.is_some()`).
+    pub saved: Option<SavedSession>,
+}
+
+impl SessionRegistry {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // A panic elsewhere while holding the lock leaves consistent data (each update is a
+        // single assignment), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection for `client_id`, closing the current one first and taking over
+    /// its session. With `clean_session` any stored session is discarded.
+    pub async fn attach(
+        &self,
+        client_id: &str,
+        clean_session: bool,
+        shutdown: &CancellationToken,
+    ) -> Lease {
+        self.attach_within(client_id, clean_session, shutdown, TAKEOVER_TIMEOUT)
+            .await
+    }
+
+    async fn attach_within(
+        &self,
+        client_id: &str,
+        clean_session: bool,
+        shutdown: &CancellationToken,
+        takeover_timeout: Duration,
+    ) -> Lease {
+        let deadline = Instant::now() + takeover_timeout;
+        loop {
+            let predecessor = {
+                let mut slots = self.lock();
+                let slot = slots.by_client.entry(client_id.to_string()).or_default();
+                match &slot.active {
+                    Some(active) if Instant::now() < deadline => {
+                        active.stop.cancel();
+                        Some(active.released.clone())
+                    }
+                    _ => None,
+                }
+            };
+            match predecessor {
+                Some(released) => {
+                    // Either it detaches (and the next round finds the slot free) or the
+                    // deadline passes (and the next round takes over).
+                    let _ = tokio::time::timeout_at(deadline, released.cancelled()).await;
+                }
+                None => return self.take_slot(client_id, clean_session, shutdown),
+            }
+        }
+    }
+
+    fn take_slot(
+        &self,
+        client_id: &str,
+        clean_session: bool,
+        shutdown: &CancellationToken,
+    ) -> Lease {
+        let mut slots = self.lock();
+        slots.next_connection += 1;
+        let connection = slots.next_connection;
+        let slot = slots.by_client.entry(client_id.to_string()).or_default();
+        if let Some(stale) = slot.active.take() {
+            stale.stop.cancel();
+        }
+        let saved = if clean_session {
+            slot.saved = None;
+            None
+        } else {
+            slot.saved.take()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = shutdown.child_token();
+        let released = CancellationToken::new();
+        slot.active = Some(Active {
+            connection,
+            stop: stop.clone(),
+            released: released.clone(),
+            outbox: tx,
+        });
+        Lease {
+            registry: self.clone(),
+            client_id: client_id.to_string(),
+            connection,
+            released,
+            detached: false,
+            stop,
+            outbox: rx,
+            saved,
+        }
+    }
+
+    /// Ends a connection. `session` is what a clean-session-0 client keeps (`None` for clean
+    /// session 1); notifications routed to the connection but not yet delivered are added to it.
+    /// A connection that was already replaced leaves the slot alone.
+    pub fn detach(&self, mut lease: Lease, session: Option<SavedSession>) {
+        lease.detached = true;
+        let mut slots = self.lock();
+        if let Some(slot) = slots.by_client.get_mut(&lease.client_id) {
+            if slot
+                .active
+                .as_ref()
+                .is_some_and(|a| a.connection == lease.connection)
+            {
+                slot.active = None;
+                slot.saved = session.map(|mut saved| {
+                    while let Ok(notification) = lease.outbox.try_recv() {
+                        saved.queue_desired(notification);
+                    }
+                    saved
+                });
+            }
+        }
+        drop(slots);
+        lease.released.cancel();
+    }
+
+    /// Routes a desired-property notification to `client_id`'s live connection, or queues it in
+    /// its offline session; dropped if neither exists or the session did not subscribe.
+    pub fn deliver_desired(&self, client_id: &str, notification: DesiredNotification) {
+        let mut slots = self.lock();
+        let Some(slot) = slots.by_client.get_mut(client_id) else {
+            return;
+        };
+        match (&slot.active, &mut slot.saved) {
+            (Some(active), _) => {
+                // A closed receiver means the connection is detaching right now; its detach
+                // drains the channel, and a failed send here only happens after that.
+                let _ = active.outbox.send(notification);
+            }
+            (None, Some(saved)) => saved.queue_desired(notification),
+            (None, None) => {}
+        }
+    }
+
+    /// Closes `client_id`'s live connection, if any.
+    pub fn kick(&self, client_id: &str) {
+        let slots = self.lock();
+        if let Some(active) = slots
+            .by_client
+            .get(client_id)
+            .and_then(|s| s.active.as_ref())
+        {
+            active.stop.cancel();
+        }
+    }
+
+    /// Whether `client_id` has a live connection now.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.lock()
+            .by_client
+            .get(client_id)
+            .is_some_and(|slot| slot.active.is_some())
+    }
+
+    /// A per-client lock that serializes connection-state updates: whoever holds it reads
+    /// [`SessionRegistry::is_connected`] and writes that to the hub, so the last write always
+    /// reflects the latest connect or disconnect, however the tasks interleave.
+    pub fn state_order(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut slots = self.lock();
+        let slot = slots.by_client.entry(client_id.to_string()).or_default();
+        Arc::clone(&slot.state_order)
+    }
+}
+
+impl Drop for Lease {
+    /// A connection task that ends without [`SessionRegistry::detach`] (a panic) still frees
+    /// its slot and unblocks a successor.
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        let mut slots = self.registry.lock();
+        if let Some(slot) = slots.by_client.get_mut(&self.client_id) {
+            if slot
+                .active
+                .as_ref()
+                .is_some_and(|a| a.connection == self.connection)
+            {
+                slot.active = None;
+            }
+        }
+        drop(slots);
+        self.released.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use rumqttc::mqttbytes::v4::{Packet, Subscribe};
+    use rumqttc::mqttbytes::QoS;
+
+    use crate::mqtt::session::Session;
+    use crate::mqtt::topic::Identity;
+
+    fn notification(version: u64) -> DesiredNotification {
+        DesiredNotification {
+            version,
+            body: Bytes::from(format!("{{\"$version\":{version}}}")),
+        }
+    }
+
+    fn desired_subscriber() -> SavedSession {
+        let (mut session, _) = Session::resume(
+            Identity {
+                device_id: "d".into(),
+                module_id: None,
+            },
+            None,
+        );
+        let mut out = Vec::new();
+        session.on_packet(
+            Packet::Subscribe(Subscribe::new(
+                "$iothub/twin/PATCH/properties/desired/#",
+                QoS::AtLeastOnce,
+            )),
+            &mut out,
+        );
+        session.into_saved()
+    }
+
+    #[tokio::test]
+    async fn persistent_session_survives_and_queues_while_offline() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let lease = registry.attach("d", false, &shutdown).await;
+        assert!(lease.saved.is_none(), "first connection has no session");
+        assert!(registry.is_connected("d"));
+        registry.detach(lease, Some(desired_subscriber()));
+        assert!(!registry.is_connected("d"));
+
+        registry.deliver_desired("d", notification(2));
+        registry.deliver_desired("d", notification(3));
+        let lease = registry.attach("d", false, &shutdown).await;
+        let saved = lease.saved.clone().expect("session present");
+        assert_eq!(
+            saved
+                .pending_desired
+                .iter()
+                .map(|n| n.version)
+                .collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        registry.detach(lease, None);
+    }
+
+    #[tokio::test]
+    async fn clean_session_discards_the_stored_session() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let lease = registry.attach("d", false, &shutdown).await;
+        registry.detach(lease, Some(desired_subscriber()));
+        let lease = registry.attach("d", true, &shutdown).await;
+        assert!(lease.saved.is_none());
+        registry.detach(lease, None);
+        let lease = registry.attach("d", false, &shutdown).await;
+        assert!(
+            lease.saved.is_none(),
+            "clean session 1 leaves nothing behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn undelivered_notifications_are_kept_on_detach() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let lease = registry.attach("d", false, &shutdown).await;
+        registry.deliver_desired("d", notification(7));
+        registry.detach(lease, Some(desired_subscriber()));
+        let lease = registry.attach("d", false, &shutdown).await;
+        let versions: Vec<u64> = lease
+            .saved
+            .as_ref()
+            .map(|s| s.pending_desired.iter().map(|n| n.version).collect())
+            .unwrap_or_default();
+        assert_eq!(versions, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_closes_the_first_and_inherits_its_session() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let first = registry.attach("d", false, &shutdown).await;
+        let first_stop = first.stop.clone();
+        let old = tokio::spawn({
+            let registry = registry.clone();
+            async move {
+                first.stop.cancelled().await;
+                registry.detach(first, Some(desired_subscriber()));
+            }
+        });
+        let second = registry.attach("d", false, &shutdown).await;
+        assert!(first_stop.is_cancelled());
+        assert!(second
+            .saved
+            .as_ref()
+            .is_some_and(|s| s.subscriptions.wants_desired()));
+        assert!(!second.stop.is_cancelled());
+        old.await.expect("old connection task");
+        assert!(
+            registry.is_connected("d"),
+            "the old detach must not unregister the new one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stuck_connection_is_taken_over_after_the_timeout() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let stuck = registry.attach("d", false, &shutdown).await;
+        let second = registry
+            .attach_within("d", false, &shutdown, Duration::from_millis(50))
+            .await;
+        assert!(stuck.stop.is_cancelled());
+        registry.detach(stuck, Some(desired_subscriber()));
+        assert!(registry.is_connected("d"));
+        registry.detach(second, None);
+        assert!(!registry.is_connected("d"));
+    }
+
+    #[tokio::test]
+    async fn kick_and_shutdown_stop_the_connection() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let lease = registry.attach("d", true, &shutdown).await;
+        registry.kick("other");
+        assert!(!lease.stop.is_cancelled());
+        registry.kick("d");
+        assert!(lease.stop.is_cancelled());
+        let lease2 = registry.attach("e", true, &shutdown).await;
+        shutdown.cancel();
+        assert!(lease2.stop.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_lease_frees_the_slot() {
+        let registry = SessionRegistry::default();
+        let shutdown = CancellationToken::new();
+        let lease = registry.attach("d", true, &shutdown).await;
+        drop(lease);
+        assert!(!registry.is_connected("d"));
+    }
+}

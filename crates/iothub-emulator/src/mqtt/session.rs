@@ -1,0 +1,607 @@
+//! The per-connection MQTT session state machine, apart from any I/O (the rumqttc `MqttState`
+//! shape): it takes decoded packets and hub outcomes and returns [`Action`]s — packets to send,
+//! twin operations to run against the hub, and when to close. Unit-tested without sockets.
+//!
+//! The rules are IoT Hub's (reference §5.4, §8): QoS 0 and 1 only (a QoS 2 PUBLISH closes the
+//! connection, a QoS 2 subscription is granted QoS 1), only documented topics and filters, and a
+//! device only ever touches its own topics.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::v4::{
+    Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
+};
+use rumqttc::mqttbytes::QoS;
+
+use super::topic::{self, DeviceTopic, Filter, Identity};
+use super::twin::{self, TwinOutcome, TwinRequest};
+
+/// Largest telemetry payload the hub accepts (D2C messages are limited to 256 KB).
+pub const MAX_TELEMETRY_BYTES: usize = 256 * 1024;
+
+/// Unacknowledged QoS 1 publishes a client may owe before the hub gives up on it; well-behaved
+/// clients acknowledge at once, so this only bounds memory for broken ones.
+pub const MAX_INFLIGHT: usize = 1000;
+
+/// Desired-property notifications kept for an offline persistent session. The hub's contract
+/// is that a reconnecting device re-reads the twin anyway, so the oldest are dropped beyond this.
+pub const MAX_QUEUED_DESIRED: usize = 1000;
+
+/// A desired-property change to deliver on `$iothub/twin/PATCH/properties/desired/?$version=n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredNotification {
+    /// The desired `$version` after the change.
+    pub version: u64,
+    /// The JSON patch, including `"$version": version`.
+    pub body: Bytes,
+}
+
+/// Granted QoS per accepted filter; the hub allows at most these four filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    twin_responses: Option<QoS>,
+    desired: Option<QoS>,
+    methods: Option<QoS>,
+    cloud_to_device: Option<QoS>,
+}
+
+impl Subscriptions {
+    fn slot(&mut self, filter: Filter) -> &mut Option<QoS> {
+        match filter {
+            Filter::TwinResponses => &mut self.twin_responses,
+            Filter::DesiredPatches => &mut self.desired,
+            Filter::Methods => &mut self.methods,
+            Filter::CloudToDevice => &mut self.cloud_to_device,
+        }
+    }
+
+    /// Whether desired-property notifications are subscribed to.
+    pub fn wants_desired(&self) -> bool {
+        self.desired.is_some()
+    }
+}
+
+/// What survives a disconnect of a clean-session-0 client: its subscriptions and the desired
+/// notifications it has not acknowledged yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedSession {
+    /// Filters and granted QoS.
+    pub subscriptions: Subscriptions,
+    /// Notifications to deliver on the next connection, oldest first.
+    pub pending_desired: VecDeque<DesiredNotification>,
+}
+
+impl SavedSession {
+    /// Queues a notification that arrived while the client was offline (only if it had
+    /// subscribed to them).
+    pub fn queue_desired(&mut self, notification: DesiredNotification) {
+        if !self.subscriptions.wants_desired() {
+            return;
+        }
+        if self.pending_desired.len() >= MAX_QUEUED_DESIRED {
+            self.pending_desired.pop_front();
+        }
+        self.pending_desired.push_back(notification);
+    }
+}
+
+/// Why the session ends the connection (for logs; MQTT 3.1.1 has no way to tell the client).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// The client sent DISCONNECT.
+    #[error("client disconnected")]
+    ClientDisconnected,
+    /// QoS 2 is not supported by IoT Hub.
+    #[error("QoS 2 publish on '{0}'")]
+    QoS2Publish(String),
+    /// A publish on a topic the hub does not accept from this device.
+    #[error("publish on unsupported topic '{0}'")]
+    UnknownTopic(String),
+    /// A subscription to a filter the hub does not accept from this device.
+    #[error("subscription to unsupported filter '{0}'")]
+    UnknownFilter(String),
+    /// Telemetry above the message size limit.
+    #[error("telemetry message of {0} bytes exceeds {MAX_TELEMETRY_BYTES} bytes")]
+    MessageTooLarge(usize),
+    /// The client does not acknowledge what it is sent.
+    #[error("more than {MAX_INFLIGHT} unacknowledged publishes")]
+    TooManyUnacknowledged,
+    /// A packet a client must not send at this point (a second CONNECT, QoS 2 flow, ...).
+    #[error("protocol violation: unexpected {0}")]
+    ProtocolViolation(&'static str),
+}
+
+/// One step for the connection driver to take, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write this packet.
+    Send(Packet),
+    /// Run this twin operation against the hub, then call [`Session::on_twin_outcome`].
+    Twin(TwinRequest),
+    /// The device did something that counts as activity (`lastActivityTime`).
+    Activity,
+    /// Close the connection (after writing what was queued before).
+    Close(CloseReason),
+}
+
+/// What an unacknowledged outgoing QoS 1 publish was, so a persistent session can redeliver
+/// desired notifications after a reconnect.
+#[derive(Debug)]
+enum Unacked {
+    Desired(DesiredNotification),
+    Response,
+}
+
+/// The state of one connected session.
+#[derive(Debug)]
+pub struct Session {
+    me: Identity,
+    subscriptions: Subscriptions,
+    next_pkid: u16,
+    /// Outgoing QoS 1 publishes awaiting PUBACK, oldest first (clients acknowledge in order,
+    /// so the front is almost always the match).
+    inflight: VecDeque<(u16, Unacked)>,
+}
+
+impl Session {
+    /// Starts a session for `me`, restoring `saved` (clean session 0 with a stored session).
+    /// Returns the actions that deliver what the saved session had pending.
+    pub fn resume(me: Identity, saved: Option<SavedSession>) -> (Session, Vec<Action>) {
+        let saved = saved.unwrap_or_default();
+        let mut session = Session {
+            me,
+            subscriptions: saved.subscriptions,
+            next_pkid: 1,
+            inflight: VecDeque::new(),
+        };
+        let mut actions = Vec::new();
+        for notification in saved.pending_desired {
+            session.on_desired(notification, &mut actions);
+        }
+        (session, actions)
+    }
+
+    /// Ends the session, keeping what a clean-session-0 client gets back on reconnect.
+    pub fn into_saved(self) -> SavedSession {
+        let pending_desired = self
+            .inflight
+            .into_iter()
+            .filter_map(|(_, unacked)| match unacked {
+                Unacked::Desired(notification) => Some(notification),
+                Unacked::Response => None,
+            })
+            .collect();
+        SavedSession {
+            subscriptions: self.subscriptions,
+            pending_desired,
+        }
+    }
+
+    /// Handles one packet from the client (after CONNECT), appending actions to `out`.
+    pub fn on_packet(&mut self, packet: Packet, out: &mut Vec<Action>) {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish, out),
+            Packet::PubAck(ack) => self.on_puback(ack.pkid),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe, out),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe, out),
+            Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
+            Packet::Disconnect => out.push(Action::Close(CloseReason::ClientDisconnected)),
+            other => out.push(Action::Close(CloseReason::ProtocolViolation(
+                super::codec::kind(&other),
+            ))),
+        }
+    }
+
+    fn on_publish(&mut self, publish: Publish, out: &mut Vec<Action>) {
+        if publish.qos == QoS::ExactlyOnce {
+            out.push(Action::Close(CloseReason::QoS2Publish(publish.topic)));
+            return;
+        }
+        let Some(kind) = topic::parse_publish_topic(&publish.topic, &self.me) else {
+            out.push(Action::Close(CloseReason::UnknownTopic(publish.topic)));
+            return;
+        };
+        if kind == DeviceTopic::Telemetry && publish.payload.len() > MAX_TELEMETRY_BYTES {
+            out.push(Action::Close(CloseReason::MessageTooLarge(
+                publish.payload.len(),
+            )));
+            return;
+        }
+        if publish.qos == QoS::AtLeastOnce {
+            out.push(Action::Send(Packet::PubAck(PubAck::new(publish.pkid))));
+        }
+        match kind {
+            // The GET payload is ignored: it is empty or a single space depending on the SDK.
+            DeviceTopic::TwinGet { rid } => {
+                out.push(Action::Activity);
+                out.push(Action::Twin(TwinRequest::Get { rid }));
+            }
+            DeviceTopic::TwinPatchReported { rid } => {
+                match twin::parse_reported_patch(&publish.payload) {
+                    // The hub records the activity as part of the patch itself.
+                    Ok(patch) => out.push(Action::Twin(TwinRequest::PatchReported { rid, patch })),
+                    Err(failure) => {
+                        out.push(Action::Activity);
+                        self.on_twin_outcome(&rid, &TwinOutcome::Failed(failure), out);
+                    }
+                }
+            }
+            // Telemetry has no consumer in the emulator; accepting and acknowledging it is the
+            // behaviour devices depend on. Method responses have no pending request to match.
+            DeviceTopic::Telemetry | DeviceTopic::MethodResponse => out.push(Action::Activity),
+        }
+    }
+
+    fn on_puback(&mut self, pkid: u16) {
+        if let Some(index) = self.inflight.iter().position(|(id, _)| *id == pkid) {
+            self.inflight.remove(index);
+        }
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        for filter in &subscribe.filters {
+            let Some(kind) = topic::parse_filter(&filter.path, &self.me) else {
+                out.push(Action::Close(CloseReason::UnknownFilter(
+                    filter.path.clone(),
+                )));
+                return;
+            };
+            let granted = if filter.qos == QoS::AtMostOnce {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            *self.subscriptions.slot(kind) = Some(granted);
+            codes.push(SubscribeReasonCode::Success(granted));
+        }
+        out.push(Action::Send(Packet::SubAck(SubAck::new(
+            subscribe.pkid,
+            codes,
+        ))));
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        for path in &unsubscribe.topics {
+            // Unsubscribing from something never subscribed is not an error in MQTT.
+            if let Some(kind) = topic::parse_filter(path, &self.me) {
+                *self.subscriptions.slot(kind) = None;
+            }
+        }
+        out.push(Action::Send(Packet::UnsubAck(UnsubAck::new(
+            unsubscribe.pkid,
+        ))));
+    }
+
+    /// Answers a twin request; nothing is sent unless `$iothub/twin/res/#` is subscribed.
+    pub fn on_twin_outcome(&mut self, rid: &str, outcome: &TwinOutcome, out: &mut Vec<Action>) {
+        let Some(qos) = self.subscriptions.twin_responses else {
+            return;
+        };
+        let (topic, payload) = twin::response(rid, outcome);
+        self.publish(topic, payload, qos, Unacked::Response, out);
+    }
+
+    /// Delivers a desired-property notification if the client subscribed to them.
+    pub fn on_desired(&mut self, notification: DesiredNotification, out: &mut Vec<Action>) {
+        let Some(qos) = self.subscriptions.desired else {
+            return;
+        };
+        let topic = topic::desired_patch(notification.version);
+        let payload = notification.body.clone();
+        self.publish(topic, payload, qos, Unacked::Desired(notification), out);
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        qos: QoS,
+        what: Unacked,
+        out: &mut Vec<Action>,
+    ) {
+        let mut publish = Publish::from_bytes(topic, qos, payload);
+        if qos == QoS::AtLeastOnce {
+            if self.inflight.len() >= MAX_INFLIGHT {
+                out.push(Action::Close(CloseReason::TooManyUnacknowledged));
+                return;
+            }
+            publish.pkid = self.allocate_pkid();
+            self.inflight.push_back((publish.pkid, what));
+        }
+        out.push(Action::Send(Packet::Publish(publish)));
+    }
+
+    /// Next packet id in 1..=65535 not awaiting a PUBACK. At most [`MAX_INFLIGHT`] ids are in
+    /// use, so the search always ends.
+    fn allocate_pkid(&mut self) -> u16 {
+        loop {
+            let candidate = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|(id, _)| *id == candidate) {
+                return candidate;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::mqttbytes::v4::SubscribeFilter;
+    use serde_json::json;
+
+    fn me() -> Identity {
+        Identity {
+            device_id: "d1".into(),
+            module_id: None,
+        }
+    }
+
+    fn step(session: &mut Session, packet: Packet) -> Vec<Action> {
+        let mut out = Vec::new();
+        session.on_packet(packet, &mut out);
+        out
+    }
+
+    fn publish(topic: &str, qos: QoS, pkid: u16, payload: &str) -> Packet {
+        let mut p = Publish::new(topic, qos, payload);
+        p.pkid = pkid;
+        Packet::Publish(p)
+    }
+
+    fn subscribe(filters: &[(&str, QoS)]) -> Packet {
+        let filters = filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter::new((*f).to_string(), *q));
+        Packet::Subscribe(Subscribe::new_many(filters))
+    }
+
+    fn subscribed_session() -> Session {
+        let (mut session, actions) = Session::resume(me(), None);
+        assert!(actions.is_empty());
+        let out = step(
+            &mut session,
+            subscribe(&[
+                ("$iothub/twin/res/#", QoS::AtLeastOnce),
+                ("$iothub/twin/PATCH/properties/desired/#", QoS::ExactlyOnce),
+            ]),
+        );
+        assert!(matches!(&out[..], [Action::Send(Packet::SubAck(_))]));
+        session
+    }
+
+    fn sent_publish(action: &Action) -> &Publish {
+        match action {
+            Action::Send(Packet::Publish(p)) => p,
+            other => panic!("expected a publish, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn qos2_subscription_is_granted_qos1() {
+        let (mut session, _) = Session::resume(me(), None);
+        let out = step(
+            &mut session,
+            subscribe(&[
+                ("$iothub/twin/res/#", QoS::ExactlyOnce),
+                ("$iothub/methods/POST/#", QoS::AtMostOnce),
+            ]),
+        );
+        let [Action::Send(Packet::SubAck(ack))] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            ack.return_codes,
+            vec![
+                SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                SubscribeReasonCode::Success(QoS::AtMostOnce)
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_filter_closes() {
+        let (mut session, _) = Session::resume(me(), None);
+        let out = step(
+            &mut session,
+            subscribe(&[
+                ("$iothub/twin/res/#", QoS::AtLeastOnce),
+                ("#", QoS::AtMostOnce),
+            ]),
+        );
+        assert_eq!(
+            out,
+            vec![Action::Close(CloseReason::UnknownFilter("#".into()))]
+        );
+    }
+
+    #[test]
+    fn qos2_publish_and_unknown_topic_close() {
+        let mut session = subscribed_session();
+        let out = step(
+            &mut session,
+            publish("devices/d1/messages/events/", QoS::ExactlyOnce, 1, "x"),
+        );
+        assert!(matches!(
+            &out[..],
+            [Action::Close(CloseReason::QoS2Publish(_))]
+        ));
+        let out = step(
+            &mut session,
+            publish("devices/d2/messages/events/", QoS::AtLeastOnce, 2, "x"),
+        );
+        assert!(matches!(
+            &out[..],
+            [Action::Close(CloseReason::UnknownTopic(_))]
+        ));
+    }
+
+    #[test]
+    fn telemetry_is_acknowledged() {
+        let mut session = subscribed_session();
+        let out = step(
+            &mut session,
+            publish("devices/d1/messages/events/a=b", QoS::AtLeastOnce, 9, "{}"),
+        );
+        assert_eq!(
+            out,
+            vec![
+                Action::Send(Packet::PubAck(PubAck::new(9))),
+                Action::Activity
+            ]
+        );
+        let out = step(
+            &mut session,
+            publish("devices/d1/messages/events/", QoS::AtMostOnce, 0, "{}"),
+        );
+        assert_eq!(out, vec![Action::Activity]);
+    }
+
+    #[test]
+    fn twin_get_round_trip() {
+        let mut session = subscribed_session();
+        let out = step(
+            &mut session,
+            publish("$iothub/twin/GET/?$rid=42", QoS::AtLeastOnce, 5, " "),
+        );
+        assert_eq!(
+            out,
+            vec![
+                Action::Send(Packet::PubAck(PubAck::new(5))),
+                Action::Activity,
+                Action::Twin(TwinRequest::Get { rid: "42".into() }),
+            ]
+        );
+        let mut out = Vec::new();
+        let doc = json!({"desired":{"$version":1},"reported":{"$version":1}});
+        session.on_twin_outcome("42", &TwinOutcome::Document(doc), &mut out);
+        let response = sent_publish(&out[0]);
+        assert_eq!(response.topic, "$iothub/twin/res/200/?$rid=42");
+        assert_eq!(response.qos, QoS::AtLeastOnce);
+        assert_ne!(response.pkid, 0);
+    }
+
+    #[test]
+    fn malformed_reported_patch_gets_400_without_touching_the_hub() {
+        let mut session = subscribed_session();
+        let out = step(
+            &mut session,
+            publish(
+                "$iothub/twin/PATCH/properties/reported/?$rid=7",
+                QoS::AtMostOnce,
+                0,
+                "{nope",
+            ),
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], Action::Activity);
+        assert_eq!(sent_publish(&out[1]).topic, "$iothub/twin/res/400/?$rid=7");
+    }
+
+    #[test]
+    fn twin_responses_need_the_response_subscription() {
+        let (mut session, _) = Session::resume(me(), None);
+        let mut out = Vec::new();
+        session.on_twin_outcome("1", &TwinOutcome::Patched { version: 2 }, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn unacked_desired_notifications_survive_into_the_saved_session() {
+        let mut session = subscribed_session();
+        let mut out = Vec::new();
+        let first = DesiredNotification {
+            version: 2,
+            body: Bytes::from_static(b"{\"$version\":2}"),
+        };
+        let second = DesiredNotification {
+            version: 3,
+            body: Bytes::from_static(b"{\"$version\":3}"),
+        };
+        session.on_desired(first.clone(), &mut out);
+        session.on_desired(second.clone(), &mut out);
+        let pkid = sent_publish(&out[0]).pkid;
+        assert_eq!(
+            sent_publish(&out[1]).topic,
+            "$iothub/twin/PATCH/properties/desired/?$version=3"
+        );
+        step(&mut session, Packet::PubAck(PubAck::new(pkid)));
+        let saved = session.into_saved();
+        assert!(saved.subscriptions.wants_desired());
+        assert_eq!(saved.pending_desired, VecDeque::from(vec![second.clone()]));
+
+        let (_, actions) = Session::resume(me(), Some(saved));
+        assert_eq!(
+            sent_publish(&actions[0]).topic,
+            "$iothub/twin/PATCH/properties/desired/?$version=3"
+        );
+        assert_eq!(sent_publish(&actions[0]).payload, second.body);
+    }
+
+    #[test]
+    fn offline_queue_only_for_subscribers_and_bounded() {
+        let mut saved = SavedSession::default();
+        saved.queue_desired(DesiredNotification {
+            version: 1,
+            body: Bytes::new(),
+        });
+        assert!(saved.pending_desired.is_empty());
+        saved.subscriptions.desired = Some(QoS::AtMostOnce);
+        for version in 0..(MAX_QUEUED_DESIRED as u64 + 5) {
+            saved.queue_desired(DesiredNotification {
+                version,
+                body: Bytes::new(),
+            });
+        }
+        assert_eq!(saved.pending_desired.len(), MAX_QUEUED_DESIRED);
+        assert_eq!(saved.pending_desired.front().map(|n| n.version), Some(5));
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_flight_and_wrap() {
+        let mut session = subscribed_session();
+        session.next_pkid = u16::MAX;
+        let mut out = Vec::new();
+        session.on_twin_outcome("a", &TwinOutcome::Patched { version: 1 }, &mut out);
+        session.on_twin_outcome("b", &TwinOutcome::Patched { version: 2 }, &mut out);
+        assert_eq!(sent_publish(&out[0]).pkid, u16::MAX);
+        assert_eq!(sent_publish(&out[1]).pkid, 1);
+    }
+
+    #[test]
+    fn a_client_that_never_acknowledges_is_closed() {
+        let mut session = subscribed_session();
+        let mut out = Vec::new();
+        for i in 0..=MAX_INFLIGHT {
+            session.on_twin_outcome(
+                &i.to_string(),
+                &TwinOutcome::Patched { version: 1 },
+                &mut out,
+            );
+        }
+        assert_eq!(
+            out.last(),
+            Some(&Action::Close(CloseReason::TooManyUnacknowledged))
+        );
+    }
+
+    #[test]
+    fn ping_disconnect_and_protocol_violations() {
+        let (mut session, _) = Session::resume(me(), None);
+        assert_eq!(
+            step(&mut session, Packet::PingReq),
+            vec![Action::Send(Packet::PingResp)]
+        );
+        assert_eq!(
+            step(&mut session, Packet::Disconnect),
+            vec![Action::Close(CloseReason::ClientDisconnected)]
+        );
+        let connect = Packet::Connect(rumqttc::mqttbytes::v4::Connect::new("d1"));
+        assert_eq!(
+            step(&mut session, connect),
+            vec![Action::Close(CloseReason::ProtocolViolation("CONNECT"))]
+        );
+    }
+}
