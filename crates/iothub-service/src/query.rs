@@ -16,6 +16,16 @@ use crate::transport::{Call, Transport};
 const CONTINUATION: &str = "x-ms-continuation";
 const MAX_ITEM_COUNT: &str = "x-ms-max-item-count";
 const ITEM_TYPE: &str = "x-ms-item-type";
+/// Query text beyond this many characters is elided in error messages.
+const MAX_QUERY_IN_MESSAGE: usize = 200;
+
+fn shorten(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((idx, _)) => format!("{}…", &flat[..idx]),
+        None => flat,
+    }
+}
 
 /// What the rows of a query page are (`x-ms-item-type`, matched case-insensitively).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +87,8 @@ pub struct QueryPage {
 /// Streams the pages of one query. Create it with [`crate::ServiceClient::query`].
 pub struct QueryPager {
     transport: Arc<Transport>,
+    /// `query '<text>'`, so an error says which query failed.
+    operation: String,
     body: Vec<u8>,
     page_size: Option<NonZeroU32>,
     limit: Option<u64>,
@@ -94,6 +106,7 @@ impl QueryPager {
             .into_bytes();
         QueryPager {
             transport,
+            operation: format!("query '{}'", shorten(query, MAX_QUERY_IN_MESSAGE)),
             body,
             page_size: None,
             limit: None,
@@ -155,7 +168,7 @@ impl QueryPager {
         }
         if let Some(token) = &self.continuation {
             let value = HeaderValue::from_str(token).map_err(|_| ServiceError::Protocol {
-                operation: "query".into(),
+                operation: self.operation.clone(),
                 detail: "continuation token is not a valid header value".into(),
             })?;
             headers.push((HeaderName::from_static(CONTINUATION), value));
@@ -165,7 +178,7 @@ impl QueryPager {
             path: "/devices/query".into(),
             body: Some(self.body.clone()),
             headers,
-            operation: "query",
+            operation: &self.operation,
         };
         let answer = match self.transport.send(&call).await {
             Ok(answer) => {
@@ -182,7 +195,7 @@ impl QueryPager {
             ItemType::from_header(answer.headers.get(ITEM_TYPE).and_then(|v| v.to_str().ok()));
         let mut items: Vec<Value> =
             serde_json::from_slice(&answer.body).map_err(|e| ServiceError::Protocol {
-                operation: "query".into(),
+                operation: self.operation.clone(),
                 detail: format!("the body is not a JSON array: {e}"),
             })?;
         let next = answer
@@ -194,7 +207,7 @@ impl QueryPager {
             .filter(|t| !t.is_empty());
         if next.is_some() && next == self.continuation && items.is_empty() {
             return Err(ServiceError::Protocol {
-                operation: "query".into(),
+                operation: self.operation.clone(),
                 detail: "the hub returned the same continuation token with no rows".into(),
             });
         }
@@ -244,6 +257,15 @@ impl QueryPager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_text_in_messages_is_flattened_and_bounded() {
+        assert_eq!(
+            shorten("SELECT *\n  FROM devices", 200),
+            "SELECT * FROM devices"
+        );
+        assert_eq!(shorten("abcdef", 3), "abc…");
+    }
 
     #[test]
     fn item_type_is_case_insensitive() {
