@@ -16,10 +16,18 @@ struct Running {
     ready: Value,
 }
 
+impl Drop for Running {
+    /// A failing test must not leave the emulator running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(data_dir: &Path, extra: &[&str]) -> Running {
     let ready_file = data_dir.join("ready.json");
     let _ = std::fs::remove_file(&ready_file);
-    let child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--https-port", "0", "--mqtt-port", "0", "--ready-file"])
@@ -35,7 +43,11 @@ fn start(data_dir: &Path, extra: &[&str]) -> Running {
             let ready: Value = serde_json::from_str(&text).expect("ready file is complete JSON");
             return Running { child, ready };
         }
-        assert!(Instant::now() < deadline, "ready file never appeared");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ready file never appeared");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
