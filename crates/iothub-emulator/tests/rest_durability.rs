@@ -27,7 +27,7 @@ impl Drop for Running {
 fn start(data_dir: &Path, extra: &[&str]) -> Running {
     let ready_file = data_dir.join("ready.json");
     let _ = std::fs::remove_file(&ready_file);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
+    let child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--https-port", "0", "--mqtt-port", "0", "--ready-file"])
@@ -37,17 +37,18 @@ fn start(data_dir: &Path, extra: &[&str]) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .expect("emulator binary starts");
+    // From here on the guard reaps the process, whatever happens.
+    let mut running = Running {
+        child,
+        ready: Value::Null,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            let ready: Value = serde_json::from_str(&text).expect("ready file is complete JSON");
-            return Running { child, ready };
+            running.ready = serde_json::from_str(&text).expect("ready file is complete JSON");
+            return running;
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ready file never appeared");
-        }
+        assert!(Instant::now() < deadline, "ready file never appeared");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
