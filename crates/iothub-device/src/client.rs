@@ -1,0 +1,216 @@
+//! The public handle: connect, twin GET, reported PATCH, desired updates, connection events.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iothub_auth::DeviceConnectionString;
+use rumqttc::{AsyncClient, MqttOptions, TlsConfiguration, Transport};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::credentials::Credentials;
+use crate::driver::{Command, Driver, DriverParts, Shared, REQUEST_CHANNEL_CAPACITY};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::events::ConnectionEvent;
+use crate::fanout::{Fanout, Subscription};
+use crate::options::{ClientOptions, TransportKind};
+use crate::protocol::{Request, Response};
+use crate::tls;
+use crate::twin::{DesiredUpdate, Twin};
+
+/// Largest twin document is 32 KiB per section, telemetry 256 KiB; rumqttc's 10 KiB default
+/// would reject a full twin GET response. Headroom covers topic and property bag.
+const MAX_PACKET_SIZE: usize = 256 * 1024 + 16 * 1024;
+
+/// Commands waiting for the connection task; callers wait when it is full.
+const COMMAND_QUEUE: usize = 256;
+
+/// Stream of [`DesiredUpdate`]s.
+pub type DesiredUpdates = Subscription<DesiredUpdate>;
+/// Stream of [`ConnectionEvent`]s.
+pub type ConnectionEvents = Subscription<ConnectionEvent>;
+
+/// A connected IoT Hub device. Cheap to clone; all clones share one connection.
+///
+/// The connection is kept alive in a background task: it renews the SAS token by
+/// reconnecting before expiry, reconnects with backoff after a loss, resubscribes, re-reads the
+/// twin to surface desired changes missed while offline, and resends unacknowledged twin
+/// requests. It stops for good only on [`DeviceClient::disconnect`], when every handle is
+/// dropped, or on a terminal error (credentials rejected, fixed SAS token expired).
+#[derive(Clone)]
+pub struct DeviceClient {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    device_id: String,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for DeviceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceClient")
+            .field("device_id", &self.device_id)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceClient {
+    /// Connects and waits for the first CONNACK.
+    ///
+    /// Transient failures (network, TLS, hub busy) are retried with backoff until
+    /// `options.connect_timeout`.
+    ///
+    /// # Errors
+    /// [`Error::AuthenticationRejected`] at once on CONNACK 4/5; [`Error::Unreachable`] when
+    /// the timeout passes (with the last failure); [`Error::Tls`] / [`Error::Config`] /
+    /// [`Error::TokenExpired`] for unusable settings.
+    pub async fn connect(
+        conn: DeviceConnectionString,
+        options: ClientOptions,
+    ) -> Result<DeviceClient, Error> {
+        let endpoint = Endpoint::new(&conn, options.transport)?;
+        let tls = tls::client_config(options.ca_pem.as_deref())?;
+
+        let mut mqtt = MqttOptions::new(
+            endpoint.client_id(),
+            endpoint.broker_addr(),
+            endpoint.dial_port,
+        );
+        // IoT Hub keeps subscriptions for clean_session = 0, like every official SDK uses.
+        mqtt.set_clean_session(false);
+        mqtt.set_keep_alive(options.keep_alive.max(Duration::from_secs(5)));
+        mqtt.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
+        mqtt.set_credentials(endpoint.username(&options.product_info), "");
+        let tls = TlsConfiguration::Rustls(tls);
+        mqtt.set_transport(match options.transport {
+            TransportKind::Mqtt => Transport::tls_with_config(tls),
+            TransportKind::MqttWebSockets => Transport::wss_with_config(tls),
+        });
+
+        let (client, mut eventloop) = AsyncClient::new(mqtt, REQUEST_CHANNEL_CAPACITY);
+        let mut network = eventloop.network_options();
+        // One attempt (TCP + TLS + CONNACK) may not outlast the overall connect timeout.
+        network.set_connection_timeout(options.connect_timeout.as_secs().clamp(1, 30));
+        eventloop.set_network_options(network);
+
+        let shared = Arc::new(Shared {
+            desired: Fanout::new(),
+            events: Fanout::new(),
+        });
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (startup_tx, startup_rx) = oneshot::channel();
+        let device_id = conn.device_id.clone();
+        let credentials =
+            Credentials::new(conn, options.sas_ttl, options.effective_renewal_margin());
+        let driver = Driver::new(DriverParts {
+            eventloop,
+            client,
+            commands: commands_rx,
+            shared: Arc::clone(&shared),
+            credentials,
+            request_timeout: options.request_timeout,
+            backoff: options.backoff,
+            connect_timeout: options.connect_timeout,
+            endpoint_label: endpoint.label(),
+            startup: startup_tx,
+        })?;
+        let task = tokio::spawn(driver.run());
+        match startup_rx.await {
+            Ok(Ok(())) => Ok(DeviceClient {
+                commands: commands_tx,
+                shared,
+                task: Arc::new(Mutex::new(Some(task))),
+                device_id,
+                endpoint: endpoint.label(),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// The device id this client authenticates as.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// `host:port (transport)` the client dials.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Reads the twin (desired and reported properties).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Status`], [`Error::Closed`], or a terminal connection error.
+    pub async fn get_twin(&self) -> Result<Twin, Error> {
+        match self.request(Request::GetTwin).await? {
+            Response::Twin(twin) => Ok(twin),
+            Response::Reported { .. } => Err(Error::InvalidResponse(
+                "a reported-properties answer to a twin GET".into(),
+            )),
+        }
+    }
+
+    /// Merges `patch` into the reported properties (`null` deletes a member) and returns the
+    /// new reported `$version`. The patch is kept and resent across reconnects until the hub
+    /// acknowledges it or the request timeout passes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPatch`] when `patch` is not a JSON object; otherwise as
+    /// [`DeviceClient::get_twin`].
+    pub async fn update_reported(&self, patch: &Value) -> Result<u64, Error> {
+        if !patch.is_object() {
+            return Err(Error::InvalidPatch(
+                "reported properties must be a JSON object".into(),
+            ));
+        }
+        let body = serde_json::to_vec(patch).map_err(|e| Error::InvalidPatch(e.to_string()))?;
+        match self.request(Request::PatchReported(body)).await? {
+            Response::Reported { version } => Ok(version),
+            Response::Twin(_) => Err(Error::InvalidResponse(
+                "a twin document answering a reported PATCH".into(),
+            )),
+        }
+    }
+
+    /// Desired-property changes from now on: patches as the hub pushes them, and the whole
+    /// desired document when a reconnect finds that it changed while offline.
+    pub fn desired_updates(&self) -> DesiredUpdates {
+        self.shared.desired.subscribe()
+    }
+
+    /// Connection lifecycle events from now on.
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.shared.events.subscribe()
+    }
+
+    /// Sends MQTT DISCONNECT (when connected) and stops the connection task. Requests still
+    /// waiting fail with [`Error::Closed`]. Calling it again is harmless.
+    pub async fn disconnect(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    async fn request(&self, request: Request) -> Result<Response, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Submit { request, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+}

@@ -1,0 +1,79 @@
+//! The client's error type. Messages never contain keys, tokens or connection strings.
+
+use std::time::Duration;
+
+use crate::protocol::RequestError;
+
+/// Everything that can go wrong talking to the hub.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The hub refused the credentials (CONNACK 4 or 5). Retrying with the same credentials is
+    /// pointless, so the client stops at once.
+    #[error("the hub rejected the device credentials ({0})")]
+    AuthenticationRejected(String),
+    /// The connection string carries a fixed SAS token that has expired; it cannot be renewed.
+    #[error("the SAS token in the connection string has expired; supply a new one, or a SharedAccessKey so the client can sign its own")]
+    TokenExpired,
+    /// The hub refused the connection for a reason other than credentials (CONNACK 1 or 2).
+    #[error("the hub refused the connection ({0})")]
+    Refused(String),
+    /// No connection could be made before the connect timeout.
+    #[error("could not connect to {endpoint} within {after:?}: {last_error}")]
+    Unreachable {
+        /// `host:port (transport)` that was dialled.
+        endpoint: String,
+        /// The connect timeout that elapsed.
+        after: Duration,
+        /// What the last attempt ran into.
+        last_error: String,
+    },
+    /// A twin request got no answer before its deadline.
+    #[error("no answer from the hub within {0:?}")]
+    Timeout(Duration),
+    /// The hub answered a twin request with an error status.
+    #[error("the hub answered with status {status}: {message}")]
+    Status {
+        /// HTTP-style status from the response topic (400, 412, 429, …).
+        status: u16,
+        /// The hub's error message, if it sent one.
+        message: String,
+    },
+    /// The hub's answer did not have the documented shape.
+    #[error("invalid answer from the hub: {0}")]
+    InvalidResponse(String),
+    /// A reported patch that cannot be sent (it must be a JSON object).
+    #[error("invalid reported patch: {0}")]
+    InvalidPatch(String),
+    /// The TLS configuration could not be built (bad CA file, no trusted roots, …).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The connection settings are unusable (bad gateway host, …).
+    #[error("invalid connection settings: {0}")]
+    Config(String),
+    /// The client was closed, or its connection task stopped.
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Whether the hub rejected the credentials (CLI exit code 3).
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, Error::AuthenticationRejected(_) | Error::TokenExpired)
+    }
+
+    /// Whether the hub could not be reached or did not answer in time (CLI exit code 5).
+    pub fn is_unreachable_or_timeout(&self) -> bool {
+        matches!(self, Error::Unreachable { .. } | Error::Timeout(_))
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Status { status, message } => Error::Status { status, message },
+            RequestError::Timeout { after } => Error::Timeout(after),
+            RequestError::InvalidResponse(m) => Error::InvalidResponse(m),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Command-line surface (clap derive). Validation only; no I/O here — `config` turns this
+//! into a runnable [`crate::config::Config`].
+//!
+//! Conventions (shared with add-tags-and-query, see DESIGN.md): `short` only where the design
+//! names one, upper-case value names, env fallbacks for the connection string and CA file, and
+//! env values hidden from `--help` because they are secrets.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::duration;
+
+const AFTER_HELP: &str = "\
+Output (-o json): one JSON object per line, with an \"event\" field:
+  connected     {device_id, endpoint, transport}
+  twin          {desired_version, reported_version, twin:{desired, reported}}
+  reported      {device_id, status, version, patch}
+  desired       {kind:\"patch\"|\"full\", version, properties}
+  disconnected  {reason:\"connection_lost\"|\"token_renewal\"|\"client_closed\", detail?}
+  reconnecting  {attempt, delay_ms}
+  reconnected   {session_present, token_expires_at}
+  closed        {error}
+  stopped       {reason:\"once\"|\"duration\"|\"ctrl-c\"|\"sigterm\"}
+With --once only the \"reported\" object is printed.
+
+Exit codes: 0 ok, 1 other failure, 2 invalid usage or input, 3 authentication rejected,
+5 hub unreachable or timed out.";
+
+/// Simulated device of the device-twins tutorial: reports its connectivity in the twin's
+/// reported properties, then prints desired-property updates until Ctrl-C.
+#[derive(Parser)]
+#[command(name = "report-connectivity", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Device connection string: HostName=…;DeviceId=…;SharedAccessKey=… (optionally
+    /// GatewayHostName=…, or SharedAccessSignature=… instead of the key).
+    #[arg(
+        short = 'c',
+        long,
+        env = "IOTHUB_DEVICE_CONNECTION_STRING",
+        hide_env_values = true,
+        value_name = "CONNECTION_STRING"
+    )]
+    pub connection_string: String,
+
+    /// Extra trusted CA certificate(s), PEM; the system roots stay trusted.
+    #[arg(long, env = "IOTHUB_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Connectivity type to report as {"connectivity":{"type":TYPE}}.
+    #[arg(long, value_name = "TYPE", default_value = "cellular")]
+    pub connectivity: String,
+
+    /// Report this patch instead: inline JSON or @path/to/file.json.
+    #[arg(long, value_name = "JSON|@FILE", conflicts_with = "connectivity")]
+    pub reported: Option<String>,
+
+    /// Exit 0 as soon as the hub acknowledges the reported patch.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Keep listening for desired updates this long after reporting, then disconnect and exit 0
+    /// (e.g. 30s, 5m). Default: until Ctrl-C.
+    #[arg(long, value_name = "D", value_parser = duration::parse_positive, conflicts_with = "once")]
+    pub duration: Option<Duration>,
+
+    /// MQTT over TLS (port 8883) or over secure WebSockets (port 443).
+    #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = TransportArg::Mqtt)]
+    pub transport: TransportArg,
+
+    /// Lifetime of each SAS token the device signs; the connection is renewed before expiry.
+    #[arg(long, value_name = "D", default_value = "1h", value_parser = duration::parse_positive)]
+    pub sas_ttl: Duration,
+
+    /// Connect timeout, and how long to wait for each answer from the hub.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse_positive)]
+    pub timeout: Duration,
+
+    /// Output format: the tutorial's text, or JSON lines.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `--transport` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// MQTT over TLS.
+    Mqtt,
+    /// MQTT over secure WebSockets.
+    #[value(name = "mqtt-ws")]
+    MqttWs,
+}
+
+/// `-o` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable, like the tutorial's ReportConnectivity.py.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut full = vec![
+            "report-connectivity",
+            "-c",
+            "HostName=h;DeviceId=d;SharedAccessKey=a2V5",
+        ];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full)
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.connectivity, "cellular");
+        assert!(!cli.once);
+        assert_eq!(cli.transport, TransportArg::Mqtt);
+        assert_eq!(cli.sas_ttl, Duration::from_secs(3600));
+        assert_eq!(cli.timeout, Duration::from_secs(30));
+        assert_eq!(cli.output, Format::Text);
+        assert_eq!(cli.duration, None);
+    }
+
+    #[test]
+    fn every_flag() {
+        let cli = parse(&[
+            "--ca-file",
+            "ca.pem",
+            "--reported",
+            "{}",
+            "--duration",
+            "20s",
+            "--transport",
+            "mqtt-ws",
+            "--sas-ttl",
+            "5s",
+            "--timeout",
+            "2s",
+            "-o",
+            "json",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cli.reported.as_deref(), Some("{}"));
+        assert_eq!(cli.duration, Some(Duration::from_secs(20)));
+        assert_eq!(cli.transport, TransportArg::MqttWs);
+        assert_eq!(cli.sas_ttl, Duration::from_secs(5));
+        assert_eq!(cli.timeout, Duration::from_secs(2));
+        assert_eq!(cli.output, Format::Json);
+        assert_eq!(cli.verbose, 2);
+    }
+
+    #[test]
+    fn conflicts_and_bad_values_are_usage_errors() {
+        for args in [
+            &["--reported", "{}", "--connectivity", "wifi"][..],
+            &["--once", "--duration", "5s"],
+            &["--sas-ttl", "0s"],
+            &["--timeout", "soon"],
+            &["--transport", "amqp"],
+        ] {
+            let err = parse(args).err().expect("must fail");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

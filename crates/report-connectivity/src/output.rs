@@ -1,0 +1,200 @@
+//! Rendering of run events: the tutorial's text (stdout), or one JSON object per line.
+//! Connection troubles go to stderr in text mode so stdout stays the tutorial's transcript.
+
+use std::io::Write;
+
+use iothub_device::{ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DisconnectReason, Twin};
+use serde_json::{json, Value};
+
+use crate::cli::Format;
+
+/// Why the run ended (the `stopped` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Once,
+    Duration,
+    CtrlC,
+    Sigterm,
+}
+
+impl StopReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Once => "once",
+            StopReason::Duration => "duration",
+            StopReason::CtrlC => "ctrl-c",
+            StopReason::Sigterm => "sigterm",
+        }
+    }
+}
+
+pub struct Printer {
+    format: Format,
+    /// `--once`: JSON mode prints only the acknowledgement, as one document.
+    once: bool,
+}
+
+impl Printer {
+    pub fn new(format: Format, once: bool) -> Printer {
+        Printer { format, once }
+    }
+
+    pub fn connected(&self, device_id: &str, endpoint: &str, transport: &str) {
+        match self.format {
+            Format::Text => self.text(&format!("Connected to {endpoint} as device {device_id}")),
+            Format::Json => self.event(json!({
+                "event": "connected", "device_id": device_id, "endpoint": endpoint, "transport": transport
+            })),
+        }
+    }
+
+    pub fn twin(&self, twin: &Twin) {
+        match self.format {
+            Format::Text => self.twin_callback("COMPLETE", &twin.to_json()),
+            Format::Json => self.event(json!({
+                "event": "twin",
+                "desired_version": twin.desired_version(),
+                "reported_version": twin.reported_version(),
+                "twin": twin.to_json(),
+            })),
+        }
+    }
+
+    pub fn sending(&self) {
+        if self.format == Format::Text {
+            self.text("Sending data as reported property...");
+        }
+    }
+
+    pub fn reported(&self, device_id: &str, version: u64, patch: &Value) {
+        match self.format {
+            Format::Text => self.text(&format!(
+                "\nConfirmation for reported state called with:\n    status_code: 204\n    version: {version}"
+            )),
+            Format::Json => self.write_json(&json!({
+                "event": "reported", "device_id": device_id, "status": 204, "version": version, "patch": patch
+            })),
+        }
+    }
+
+    pub fn waiting(&self) {
+        if self.format == Format::Text {
+            self.text("Press Ctrl-C to exit");
+        }
+    }
+
+    pub fn desired(&self, update: &DesiredUpdate) {
+        match self.format {
+            // The C/Python SDKs' DEVICE_TWIN_UPDATE_STATE: COMPLETE for a whole document.
+            Format::Text => self.twin_callback(
+                match update.kind {
+                    DesiredUpdateKind::Patch => "PARTIAL",
+                    DesiredUpdateKind::Full => "COMPLETE",
+                },
+                &update.properties,
+            ),
+            Format::Json => self.event(json!({
+                "event": "desired",
+                "kind": match update.kind { DesiredUpdateKind::Patch => "patch", DesiredUpdateKind::Full => "full" },
+                "version": update.version,
+                "properties": update.properties,
+            })),
+        }
+    }
+
+    pub fn connection(&self, event: &ConnectionEvent) {
+        let (json, text) = match event {
+            ConnectionEvent::Connected {
+                session_present,
+                token_expires_at,
+            } => (
+                json!({"event": "reconnected", "session_present": session_present, "token_expires_at": token_expires_at}),
+                format!("Reconnected (session present: {session_present})"),
+            ),
+            ConnectionEvent::Disconnected { reason } => {
+                let (name, detail) = match reason {
+                    DisconnectReason::TokenRenewal => ("token_renewal", None),
+                    DisconnectReason::ConnectionLost(d) => ("connection_lost", Some(d.clone())),
+                    DisconnectReason::ClientClosed => ("client_closed", None),
+                    _ => ("other", None),
+                };
+                let mut j = json!({"event": "disconnected", "reason": name});
+                if let Some(d) = &detail {
+                    j["detail"] = json!(d);
+                }
+                let text = match (reason, &detail) {
+                    (DisconnectReason::TokenRenewal, _) => {
+                        "Reconnecting to renew the SAS token".to_owned()
+                    }
+                    (_, Some(d)) => format!("Connection lost: {d}"),
+                    _ => format!("Disconnected ({name})"),
+                };
+                (j, text)
+            }
+            ConnectionEvent::Reconnecting { attempt, delay } => (
+                json!({"event": "reconnecting", "attempt": attempt, "delay_ms": delay.as_millis() as u64}),
+                format!(
+                    "Reconnecting in {:.1} s (attempt {attempt})",
+                    delay.as_secs_f64()
+                ),
+            ),
+            ConnectionEvent::Closed { error } => (
+                json!({"event": "closed", "error": error.as_ref().map(ToString::to_string)}),
+                match error {
+                    Some(e) => format!("Connection closed: {e}"),
+                    None => "Connection closed".to_owned(),
+                },
+            ),
+            _ => return,
+        };
+        match self.format {
+            Format::Text => {
+                // Token renewals are routine; only say so when asked (-v shows the log line).
+                if !matches!(
+                    event,
+                    ConnectionEvent::Disconnected {
+                        reason: DisconnectReason::TokenRenewal | DisconnectReason::ClientClosed
+                    } | ConnectionEvent::Closed { error: None }
+                ) {
+                    eprintln!("{text}");
+                }
+            }
+            Format::Json => self.event(json),
+        }
+    }
+
+    pub fn stopped(&self, reason: StopReason) {
+        match self.format {
+            Format::Text => {
+                if reason != StopReason::Once {
+                    self.text("IoTHubClient sample stopped");
+                }
+            }
+            Format::Json => self.event(json!({"event": "stopped", "reason": reason.as_str()})),
+        }
+    }
+
+    fn twin_callback(&self, status: &str, payload: &Value) {
+        self.text(&format!(
+            "\nTwin callback called with:\n    updateStatus: {status}\n    payload: {payload}"
+        ));
+    }
+
+    /// A JSON event line; `--once` keeps JSON output to the single acknowledgement document.
+    fn event(&self, value: Value) {
+        if !self.once {
+            self.write_json(&value);
+        }
+    }
+
+    fn write_json(&self, value: &Value) {
+        self.text(&value.to_string());
+    }
+
+    fn text(&self, line: &str) {
+        // A closed stdout (e.g. `| head`) must not crash the device; just stop printing.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
