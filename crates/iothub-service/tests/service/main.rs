@@ -1,0 +1,13 @@
+//! Integration tests of the service client against an in-process emulator (one test binary;
+//! each module has one subject).
+
+mod support;
+
+/// Error classification: not found, bad key, bad query, TLS, unreachable.
+mod errors;
+/// Statistics, device get/list, twin get/patch/replace, etags.
+mod operations;
+/// Paging: 1,000 devices in 10 requests, limits, listing without a cap.
+mod paging;
+/// Retries: 429/503 from fault injection, connection resets, bounded budgets.
+mod retries;
