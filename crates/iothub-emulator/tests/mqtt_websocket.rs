@@ -1,0 +1,74 @@
+//! MQTT over WebSockets (`wss://localhost:{https-port}/$iothub/websocket`) with rumqttc's
+//! `Transport::Wss`, which fails the connection unless the `mqtt` subprotocol is echoed.
+
+mod mqtt_support;
+
+use iothub_auth::SharedAccessKey;
+use mqtt_support::{Client, TestHub};
+use rumqttc::{ConnectReturnCode, ConnectionError};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn twin_round_trip_and_desired_push_over_websockets() {
+    let hub = TestHub::start().await;
+    let device = hub.device("ws-device").await;
+    let client = Client::start(hub.ws_options(&device.id, &hub.device_token(&device)));
+    client.expect_connack().await;
+    client.subscribe_twin().await;
+
+    let (status, twin) = client.get_twin("ws-1").await;
+    assert_eq!(status, 200);
+    let reported = twin["reported"]["$version"].as_u64().expect("$version");
+
+    // A 4 KB value makes the PATCH span several WebSocket frames on some stacks and exercises
+    // packet reassembly on ours.
+    let big = "x".repeat(4000);
+    let (status, version, _) = client
+        .patch_reported("ws-2", &json!({"blob": big}).to_string())
+        .await;
+    assert_eq!((status, version), (204, Some(reported + 1)));
+
+    hub.patch_desired(&device.id, json!({"interval": 30})).await;
+    let push = client
+        .expect_publish("$iothub/twin/PATCH/properties/desired/")
+        .await;
+    let body: Value = serde_json::from_slice(&push.payload).expect("JSON");
+    assert_eq!(body["interval"], 30);
+
+    let state = hub.device_identity(&device.id).await;
+    assert_eq!(state["connectionState"], "Connected");
+}
+
+#[tokio::test]
+async fn websocket_connect_with_a_bad_token_gets_connack_5() {
+    let hub = TestHub::start().await;
+    let device = hub.device("ws-device").await;
+    let forged = hub.token(
+        &device.id,
+        &SharedAccessKey::generate(),
+        iothub_auth::unix_now() + 60,
+    );
+    let client = Client::start(hub.ws_options(&device.id, &forged));
+    match client.expect_error().await {
+        ConnectionError::ConnectionRefused(code) => {
+            assert_eq!(code, ConnectReturnCode::NotAuthorized)
+        }
+        other => panic!("expected CONNACK 5, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_and_tls_share_one_session_per_client_id() {
+    let hub = TestHub::start().await;
+    let device = hub.device("both").await;
+    let over_tls = hub.connect(&device).await;
+    over_tls.subscribe_twin().await;
+    let over_ws = Client::start(hub.ws_options(&device.id, &hub.device_token(&device)));
+    assert!(
+        over_ws.expect_connack().await,
+        "the TLS session is taken over"
+    );
+    over_tls.expect_error().await;
+    let (status, _) = over_ws.get_twin("shared").await;
+    assert_eq!(status, 200);
+}
