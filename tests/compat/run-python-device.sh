@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The official Python device SDK (azure-iot-device 2.14.0), with the Python service SDK
+# (azure-iot-hub 2.7.0 + six) sending desired patches, against the emulator binary on the
+# standard ports 8883 (MQTT) and 443 (MQTT over WebSockets, REST). Fails loudly if the packages
+# cannot be installed: never skips.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+VENV="$COMPAT_DIR/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" || fail "cannot create a Python venv in $VENV (install python3-venv)"
+fi
+"$VENV/bin/pip" install --disable-pip-version-check -q 'azure-iot-device==2.14.0' 'azure-iot-hub==2.7.0' six requests \
+  || fail "pip install azure-iot-device==2.14.0 azure-iot-hub==2.7.0 six failed: cannot run the Python device SDK checks"
+
+start_emulator pyDeviceMqtt pyDeviceWs
+REQUESTS_CA_BUNDLE="$CA_FILE" "$VENV/bin/python" "$COMPAT_DIR/python_device.py" "$READY_FILE"
