@@ -7,6 +7,16 @@ use assert_cmd::Command;
 use iothub_auth::ServiceConnectionString;
 use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
+const SCRUBBED_ENV: [&str; 7] = [
+    "RUST_LOG",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 pub struct TestHub {
     pub emulator: RunningEmulator,
     _dir: tempfile::TempDir,
@@ -42,21 +52,31 @@ impl TestHub {
     /// and CA from the emulator), with proxies and log settings of the outer env removed.
     pub fn cmd(&self) -> Cmd {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_add-tags-and-query"));
-        for var in [
-            "RUST_LOG",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
-        cmd.env("IOTHUB_CONNECTION_STRING", self.connection_string())
-            .env("IOTHUB_CA_FILE", self.emulator.ca_file())
-            .timeout(Duration::from_secs(60));
+        cmd.envs(self.env()).timeout(Duration::from_secs(60));
         Cmd(cmd)
+    }
+
+    /// The same, as a tokio process (for tests that watch stderr while the command runs).
+    pub fn tokio_cmd(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_add-tags-and-query"));
+        for var in SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env()).kill_on_drop(true);
+        cmd
+    }
+
+    fn env(&self) -> [(&'static str, String); 2] {
+        [
+            ("IOTHUB_CONNECTION_STRING", self.connection_string()),
+            (
+                "IOTHUB_CA_FILE",
+                self.emulator.ca_file().display().to_string(),
+            ),
+        ]
     }
 
     pub async fn report_cellular(&self, device: &str) {
@@ -144,21 +164,8 @@ impl Run {
     }
 }
 
-/// Runs the command off the async runtime (the emulator keeps serving on it) and checks that
-/// no output contains any of `secrets`.
-pub async fn run(cmd: Cmd, secrets: &[String]) -> Run {
-    let Cmd(mut cmd) = cmd;
-    let started = std::time::Instant::now();
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .expect("runner task")
-        .expect("binary runs");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
+/// Fails the test if `run` shows a secret.
+pub fn assert_no_secrets(run: &Run, secrets: &[String]) {
     for secret in secrets {
         assert!(!secret.is_empty());
         assert!(
@@ -178,5 +185,23 @@ pub async fn run(cmd: Cmd, secrets: &[String]) -> Run {
             assert!(rest.starts_with('…'), "output leaks a connection string");
         }
     }
+}
+
+/// Runs the command off the async runtime (the emulator keeps serving on it) and checks that
+/// no output contains any of `secrets`.
+pub async fn run(cmd: Cmd, secrets: &[String]) -> Run {
+    let Cmd(mut cmd) = cmd;
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("runner task")
+        .expect("binary runs");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    assert_no_secrets(&run, secrets);
     run
 }

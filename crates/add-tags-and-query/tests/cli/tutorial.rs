@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::support::{run, TestHub};
+use crate::support::{assert_no_secrets, run, Run, TestHub};
 
 const STATS_2: [&str; 3] = [
     "Total device count                       : 2",
@@ -247,14 +247,46 @@ async fn survives_two_throttled_twin_calls() {
 
 #[tokio::test]
 async fn wait_polls_until_the_device_reports() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
     let hub = TestHub::start().await;
-    let secrets = hub.secrets();
-    let run_cli = run(hub.cmd().args(["-o", "json", "--wait", "20s"]), &secrets);
-    let report_later = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        hub.report_cellular("myDeviceId").await;
+    let mut child = hub
+        .tokio_cmd()
+        .args(["-v", "-o", "json", "--wait", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut stdout = child.stdout.take().expect("stdout piped");
+    let stdout_task = tokio::spawn(async move {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).await.map(|_| text)
+    });
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let mut log = String::new();
+    // Report connectivity only once the command has seen the device missing, so the run
+    // necessarily polls more than once.
+    while let Some(line) = stderr.next_line().await.expect("stderr readable") {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("polling again") {
+            break;
+        }
+    }
+    hub.report_cellular("myDeviceId").await;
+    while let Some(line) = stderr.next_line().await.expect("stderr readable") {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = child.wait().await.expect("binary exits");
+    let out = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout_task.await.expect("join").expect("stdout readable"),
+        stderr: log,
+        elapsed: std::time::Duration::ZERO,
     };
-    let (out, ()) = tokio::join!(run_cli, report_later);
+    assert_no_secrets(&out, &hub.secrets());
     out.assert_code(0);
     let doc = out.json();
     assert_eq!(doc["wait"]["expectDevice"], "myDeviceId");
@@ -263,6 +295,7 @@ async fn wait_polls_until_the_device_reports() {
         "{}",
         doc["wait"]
     );
+    assert_eq!(doc["queries"][0]["deviceIds"], json!(["myDeviceId"]));
     assert_eq!(doc["queries"][1]["deviceIds"], json!(["myDeviceId"]));
 }
 
