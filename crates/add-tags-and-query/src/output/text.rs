@@ -17,7 +17,8 @@
 //!
 //! ```
 //!
-//! Twin results print one device ID per line as pages arrive; other results (projections,
+//! Twin results print one device ID (`device/module` for module twins) per line as pages
+//! arrive; other results (projections,
 //! aggregates) are collected per query and printed as a table.
 
 use std::io::{self, Write};
@@ -106,9 +107,12 @@ impl<W: Write> Reporter for TextReporter<W> {
     fn query_rows(&mut self, item_type: &ItemType, rows: &[Value]) -> io::Result<()> {
         if *item_type == ItemType::Twin {
             for row in rows {
-                match row_device_id(row) {
-                    Some(id) => writeln!(self.out, "{id}")?,
-                    None => writeln!(self.out, "{row}")?,
+                // Module twins (`FROM devices.modules`) share their device's ID.
+                let module = row.get("moduleId").and_then(Value::as_str);
+                match (row_device_id(row), module) {
+                    (Some(id), Some(module)) => writeln!(self.out, "{id}/{module}")?,
+                    (Some(id), None) => writeln!(self.out, "{id}")?,
+                    (None, _) => writeln!(self.out, "{row}")?,
                 }
             }
             self.out.flush()
@@ -179,6 +183,8 @@ mod tests {
         r.query_begin(&spec("Devices in Redmond43")).unwrap();
         r.query_rows(&ItemType::Twin, &[json!({"deviceId":"myDeviceId"})])
             .unwrap();
+        r.query_rows(&ItemType::Twin, &[json!({"deviceId":"d2","moduleId":"m1"})])
+            .unwrap();
         r.query_end(TOTALS).unwrap();
         r.query_begin(&spec("Devices in Redmond43 using cellular network"))
             .unwrap();
@@ -200,6 +206,7 @@ mod tests {
              \n\
              Devices in Redmond43:\n\
              myDeviceId\n\
+             d2/m1\n\
              \n\
              Devices in Redmond43 using cellular network:\n\
              \n"
