@@ -18,8 +18,8 @@
 //! ```
 //!
 //! Twin results print one device ID (`device/module` for module twins) per line as pages
-//! arrive; other results (projections,
-//! aggregates) are collected per query and printed as a table.
+//! arrive; other results (projections, aggregates) are collected per query and printed as a
+//! table.
 
 use std::io::{self, Write};
 
