@@ -209,7 +209,7 @@ impl Parser<'_> {
                 if !(self.tok() == &Tok::End || self.is_kw("GROUP")) {
                     return Err(self.unexpected_after(
                         &expr,
-                        Expected::ClauseOrEnd("an operator, GROUP BY or end of query"),
+                        Expected::ClauseOrEnd("AND, OR, GROUP BY or end of query"),
                     ));
                 }
                 Some(expr)
@@ -271,6 +271,9 @@ impl Parser<'_> {
                     }
                     None => return Err(self.unknown_function(&name)),
                 }
+            }
+            (Tok::Ident(name), next) if is_keyword(name) && *next != Tok::Dot => {
+                return Err(self.expected(Expected::Projection))
             }
             (Tok::Ident(_) | Tok::Escaped(_), _) => ProjectionItem::Path(self.path()?),
             _ => return Err(self.expected(Expected::Projection)),
@@ -498,17 +501,10 @@ impl Parser<'_> {
         if self.tok() == &Tok::Minus {
             // "-5" is the constant -5, not negation applied to 5, so array constants and
             // expressions read negative numbers the same way.
-            if let Tok::Num(n) = *self.tok_at(1) {
-                self.bump();
-                let end = self.bump();
-                let kind = ExprKind::Literal(Literal::Number(negate(n)));
-                return Ok((
-                    Expr {
-                        kind,
-                        span: start.to(end),
-                    },
-                    0,
-                ));
+            if let Some(n) = self.negative_number() {
+                let kind = ExprKind::Literal(Literal::Number(n));
+                let span = start.to(self.prev_span());
+                return Ok((Expr { kind, span }, 0));
             }
             self.bump();
             let (operand, h) = self.expr(Prec::Unary)?;
@@ -590,6 +586,31 @@ impl Parser<'_> {
         Some(lit)
     }
 
+    /// Consumes `-` followed by a number, if that is next, as one negative constant.
+    fn negative_number(&mut self) -> Option<Number> {
+        if self.tok() != &Tok::Minus {
+            return None;
+        }
+        let Tok::Num(n) = *self.tok_at(1) else {
+            return None;
+        };
+        self.bump();
+        let digits = self.bump();
+        let n = match n {
+            // Cannot overflow: the lexer only makes non-negative integers.
+            Number::Int(i) => Number::Int(-i),
+            // 9223372036854775808 does not fit i64 on its own but its negation does.
+            Number::Float(f)
+                if f == 9_223_372_036_854_775_808.0
+                    && self.text.get(digits.start..digits.end) == Some("9223372036854775808") =>
+            {
+                Number::Int(i64::MIN)
+            }
+            Number::Float(f) => Number::Float(-f),
+        };
+        Some(n)
+    }
+
     fn array_constant(&mut self, expected: Expected) -> PResult<Vec<Literal>> {
         if self.tok() != &Tok::LBracket {
             return Err(self.expected(expected));
@@ -601,17 +622,9 @@ impl Parser<'_> {
             return Ok(items);
         }
         loop {
-            let item = if self.tok() == &Tok::Minus {
-                match *self.tok_at(1) {
-                    Tok::Num(n) => {
-                        self.bump();
-                        self.bump();
-                        Some(Literal::Number(negate(n)))
-                    }
-                    _ => None,
-                }
-            } else {
-                self.literal()
+            let item = match self.negative_number() {
+                Some(n) => Some(Literal::Number(n)),
+                None => self.literal(),
             };
             match item {
                 Some(lit) => items.push(lit),
@@ -705,15 +718,6 @@ fn unary(op: UnaryOp, operand: Expr, start: Span, height: usize) -> (Expr, usize
         expr: Box::new(operand),
     };
     (Expr { kind, span }, height + 1)
-}
-
-fn negate(n: Number) -> Number {
-    match n {
-        Number::Int(i) => i
-            .checked_neg()
-            .map_or(Number::Float(-(i as f64)), Number::Int),
-        Number::Float(f) => Number::Float(-f),
-    }
 }
 
 /// The operand at the right edge of a condition (`a = 1 AND b` → `b`).

@@ -1,0 +1,22 @@
+//! Integration tests for iothub-query, one binary.
+
+/// The fixture fleet of device and module twins, and helpers to run queries over it.
+mod fleet;
+
+/// Every example query of the reference §8.6, with the rows it must return.
+mod examples;
+
+/// Three-valued type semantics: one table of conditions over one twin.
+mod semantics;
+
+/// Malformed queries, each with its own positioned error.
+mod errors;
+
+/// Projections, aggregates and GROUP BY beyond the documented examples.
+mod select;
+
+/// Paging over a stable order, and TOP across pages.
+mod paging;
+
+/// Property tests: the parser never panics, and printing round-trips.
+mod roundtrip;
