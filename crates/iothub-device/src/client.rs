@@ -14,7 +14,7 @@ use crate::driver::{Command, Driver, DriverParts, Shared, REQUEST_CHANNEL_CAPACI
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::events::ConnectionEvent;
-use crate::fanout::{Fanout, Subscription};
+use crate::fanout::Subscription;
 use crate::options::{ClientOptions, TransportKind};
 use crate::protocol::{Request, Response};
 use crate::tls;
@@ -96,10 +96,7 @@ impl DeviceClient {
         network.set_connection_timeout(options.connect_timeout.as_secs().clamp(1, 30));
         eventloop.set_network_options(network);
 
-        let shared = Arc::new(Shared {
-            desired: Fanout::new(),
-            events: Fanout::new(),
-        });
+        let shared = Arc::new(Shared::new());
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (startup_tx, startup_rx) = oneshot::channel();
         let device_id = conn.device_id.clone();
@@ -210,7 +207,7 @@ impl DeviceClient {
         self.commands
             .send(Command::Submit { request, reply })
             .await
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+            .map_err(|_| self.shared.closed_error())?;
+        answer.await.map_err(|_| self.shared.closed_error())?
     }
 }

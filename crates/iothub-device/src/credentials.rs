@@ -40,6 +40,11 @@ impl Credentials {
         Ok(token.as_str().to_owned())
     }
 
+    /// How long before expiry the connection is renewed.
+    pub(crate) fn margin(&self) -> Duration {
+        self.margin
+    }
+
     /// Expiry (Unix seconds) of the last token handed out.
     pub(crate) fn expires_at(&self) -> u64 {
         self.expires_at

@@ -37,6 +37,13 @@ pub(crate) const REQUEST_CHANNEL_CAPACITY: usize = MAX_IN_FLIGHT * 2 + 4;
 /// How long a DISCONNECT may take to reach the wire before the task stops waiting.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(3);
 
+/// Longest wait for in-flight requests before a renewal reconnect (capped further at half the
+/// renewal margin, so the token is still valid when the wait ends).
+const MAX_RENEWAL_DRAIN: Duration = Duration::from_secs(2);
+
+/// How often a pending renewal re-checks whether the in-flight requests were answered.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 /// A caller's request to the connection task.
 pub(crate) enum Command {
     Submit {
@@ -53,6 +60,28 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub(crate) desired: Fanout<DesiredUpdate>,
     pub(crate) events: Fanout<ConnectionEvent>,
+    /// Why the task stopped, for requests made afterwards (`None`: still running, or closed
+    /// by the caller).
+    pub(crate) terminal: std::sync::Mutex<Option<Error>>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            desired: Fanout::new(),
+            events: Fanout::new(),
+            terminal: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The error to give a caller whose request found the task gone.
+    pub(crate) fn closed_error(&self) -> Error {
+        self.terminal
+            .lock()
+            .ok()
+            .and_then(|t| t.clone())
+            .unwrap_or(Error::Closed)
+    }
 }
 
 /// Everything [`Driver::new`] needs.
@@ -101,12 +130,14 @@ enum Link {
     /// The next `poll()` dials and sends CONNECT.
     Connecting,
     Connected {
+        /// When to reconnect with a fresh token (`None`: fixed token, no renewal).
         renew_at: Option<Instant>,
+        /// Renewal waits for in-flight twin requests until this instant, so their answers are
+        /// not cut off (which would make the protocol resend, and the hub apply them twice).
+        drain_until: Option<Instant>,
     },
     /// Waiting out the reconnect delay; `poll()` is not called.
-    BackingOff {
-        until: Instant,
-    },
+    BackingOff { until: Instant },
     /// DISCONNECT requested; waiting for rumqttc to report it written.
     Disconnecting {
         then: AfterDisconnect,
@@ -383,7 +414,7 @@ impl Core {
     fn link_deadline(&self) -> Option<Instant> {
         match &self.link {
             Link::Connecting => None,
-            Link::Connected { renew_at } => *renew_at,
+            Link::Connected { renew_at, .. } => *renew_at,
             Link::BackingOff { until } => Some(*until),
             Link::Disconnecting { deadline, .. } => Some(*deadline),
         }
@@ -392,7 +423,15 @@ impl Core {
     fn on_link_timer(&mut self) -> Option<Wake> {
         match std::mem::replace(&mut self.link, Link::Connecting) {
             Link::BackingOff { .. } => Some(Wake::BackoffElapsed),
-            Link::Connected { .. } => {
+            Link::Connected { drain_until, .. } => {
+                let now = Instant::now();
+                if self.protocol.in_flight() > 0 && drain_until.is_some_and(|until| now < until) {
+                    self.link = Link::Connected {
+                        renew_at: Some(now + DRAIN_POLL),
+                        drain_until,
+                    };
+                    return None;
+                }
                 tracing::info!("renewing the SAS token: reconnecting");
                 self.request_disconnect(AfterDisconnect::Renew);
                 None
@@ -441,7 +480,11 @@ impl Core {
         self.failures = 0;
         self.last_error = None;
         let renew_at = self.credentials.renew_in().map(|d| Instant::now() + d);
-        self.link = Link::Connected { renew_at };
+        let drain = (self.credentials.margin() / 2).min(MAX_RENEWAL_DRAIN);
+        self.link = Link::Connected {
+            renew_at,
+            drain_until: renew_at.map(|at| at + drain),
+        };
         tracing::info!(session_present, "connected to {}", self.endpoint_label);
         let out = self.protocol.on_connected(Instant::now());
         self.apply(out);
@@ -504,6 +547,9 @@ impl Core {
     /// Ends the client: fails what is waiting, tells subscribers, answers the closer.
     fn close(&mut self, error: Option<Error>, reply: Option<oneshot::Sender<()>>) {
         let failure = error.clone().unwrap_or(Error::Closed);
+        if let (Some(e), Ok(mut terminal)) = (&error, self.shared.terminal.lock()) {
+            *terminal = Some(e.clone());
+        }
         // Every caller request has an entry here; the protocol table dies with the task.
         for (_, reply) in self.replies.drain() {
             let _ = reply.send(Err(failure.clone()));

@@ -333,3 +333,106 @@ async fn untrusted_certificates_are_not_accepted() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_host_name_is_dialled_while_host_name_stays_the_identity() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-gw").await;
+    // Identity `localhost` (the hub's name), TCP/TLS to 127.0.0.1 (a SAN of the emulator's cert).
+    let text = format!(
+        "HostName={};DeviceId=dev-gw;GatewayHostName=127.0.0.1:{};SharedAccessKey={}",
+        conn.host(),
+        hub.emulator.mqtt_port(),
+        key_of(&conn).expose_base64()
+    );
+    let client = DeviceClient::connect(text.parse().expect("gateway string"), hub.options())
+        .await
+        .expect("connect through the gateway address");
+    assert!(
+        client.endpoint().starts_with("127.0.0.1:"),
+        "{}",
+        client.endpoint()
+    );
+    client
+        .update_reported(&json!({"via": "gateway"}))
+        .await
+        .expect("patch");
+    assert_eq!(
+        hub.rest_twin("dev-gw").await["properties"]["reported"]["via"],
+        "gateway"
+    );
+    client.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixed_sas_token_connects_and_an_expired_one_is_refused_locally() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-sas-fixed").await;
+    let token = conn.sas_token(Duration::from_secs(600)).expect("token");
+    let text = format!(
+        "HostName={};DeviceId=dev-sas-fixed;SharedAccessSignature={}",
+        conn.host_name,
+        token.as_str()
+    );
+    let client = DeviceClient::connect(text.parse().expect("SAS string"), hub.options())
+        .await
+        .expect("connect with a fixed token");
+    client.get_twin().await.expect("get twin");
+    client.disconnect().await;
+
+    let expired = iothub_auth::SasToken::generate(
+        &conn.resource_uri(),
+        key_of(&conn),
+        None,
+        iothub_auth::unix_now() - 10,
+    );
+    let text = format!(
+        "HostName={};DeviceId=dev-sas-fixed;SharedAccessSignature={}",
+        conn.host_name,
+        expired.as_str()
+    );
+    let err = DeviceClient::connect(text.parse().expect("SAS string"), hub.options())
+        .await
+        .expect_err("expired token");
+    assert_eq!(err, Error::TokenExpired);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_revoked_while_connected_stop_the_client_without_a_retry_loop() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-revoked").await;
+    let client = DeviceClient::connect(conn, hub.options())
+        .await
+        .expect("connect");
+    let mut events = client.connection_events();
+    hub.delete_device("dev-revoked").await;
+    hub.emulator.faults().drop_device_connection("dev-revoked");
+
+    let mut attempts = 0;
+    let error = loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("closed in time")
+            .expect("stream ends only after Closed");
+        match event {
+            ConnectionEvent::Reconnecting { .. } => attempts += 1,
+            ConnectionEvent::Closed { error } => break error,
+            _ => {}
+        }
+    };
+    assert!(attempts <= 1, "{attempts} reconnect attempts");
+    assert!(
+        matches!(error, Some(Error::AuthenticationRejected(_))),
+        "{error:?}"
+    );
+    let later = client.get_twin().await.expect_err("client is closed");
+    assert!(matches!(later, Error::AuthenticationRejected(_)), "{later}");
+    assert!(events.next().await.is_none(), "stream ends after Closed");
+}
+
+fn key_of(conn: &iothub_device::DeviceConnectionString) -> &iothub_auth::SharedAccessKey {
+    match &conn.credential {
+        iothub_auth::DeviceCredential::SharedAccessKey(key) => key,
+        other => panic!("emulator devices use keys, got {other:?}"),
+    }
+}

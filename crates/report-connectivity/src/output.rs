@@ -1,6 +1,7 @@
 //! Rendering of run events: the tutorial's text (stdout), or one JSON object per line.
 //! Connection troubles go to stderr in text mode so stdout stays the tutorial's transcript.
 
+use std::cell::Cell;
 use std::io::Write;
 
 use iothub_device::{ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DisconnectReason, Twin};
@@ -32,11 +33,17 @@ pub struct Printer {
     format: Format,
     /// `--once`: JSON mode prints only the acknowledgement, as one document.
     once: bool,
+    /// The last disconnect was a token renewal: the reconnect that follows is routine too.
+    renewing: Cell<bool>,
 }
 
 impl Printer {
     pub fn new(format: Format, once: bool) -> Printer {
-        Printer { format, once }
+        Printer {
+            format,
+            once,
+            renewing: Cell::new(false),
+        }
     }
 
     pub fn connected(&self, device_id: &str, endpoint: &str, transport: &str) {
@@ -147,18 +154,21 @@ impl Printer {
             ),
             _ => return,
         };
-        match self.format {
-            Format::Text => {
-                // Token renewals are routine; only say so when asked (-v shows the log line).
-                if !matches!(
-                    event,
-                    ConnectionEvent::Disconnected {
-                        reason: DisconnectReason::TokenRenewal | DisconnectReason::ClientClosed
-                    } | ConnectionEvent::Closed { error: None }
-                ) {
-                    eprintln!("{text}");
-                }
+        // Token renewals (hourly by default) are routine: text mode stays quiet about them and
+        // the reconnect that follows; -v shows the log lines.
+        let routine = match event {
+            ConnectionEvent::Disconnected { reason } => {
+                let renewal = matches!(reason, DisconnectReason::TokenRenewal);
+                self.renewing.set(renewal);
+                renewal || matches!(reason, DisconnectReason::ClientClosed)
             }
+            ConnectionEvent::Connected { .. } => self.renewing.replace(false),
+            ConnectionEvent::Closed { error } => error.is_none(),
+            _ => false,
+        };
+        match self.format {
+            Format::Text if !routine => eprintln!("{text}"),
+            Format::Text => {}
             Format::Json => self.event(json),
         }
     }

@@ -228,6 +228,14 @@ impl Protocol {
             .min()
     }
 
+    /// Requests published and not yet answered.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.stage == Stage::InFlight)
+            .count()
+    }
+
     /// The driver could not hand a publish to rumqttc; keep it queued for the next pump.
     pub(crate) fn unsent(&mut self, id: RequestId) {
         if let Some(p) = self.pending.get_mut(&id) {
@@ -265,11 +273,7 @@ impl Protocol {
         if !self.connected {
             return;
         }
-        let mut in_flight = self
-            .pending
-            .values()
-            .filter(|p| p.stage == Stage::InFlight)
-            .count();
+        let mut in_flight = self.in_flight();
         let mut ready: Vec<(bool, RequestId)> = self
             .pending
             .iter()

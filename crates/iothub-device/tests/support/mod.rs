@@ -109,6 +109,23 @@ impl TestHub {
         response.json().await.expect("twin JSON")
     }
 
+    /// Deletes a device through the service API.
+    pub async fn delete_device(&self, id: &str) {
+        let response = self
+            .http
+            .delete(self.url(&format!("/devices/{id}")))
+            .header("Authorization", self.auth())
+            .header("If-Match", "\"*\"")
+            .send()
+            .await
+            .expect("DELETE device");
+        assert!(
+            response.status().is_success(),
+            "DELETE device: {}",
+            response.status()
+        );
+    }
+
     /// PATCHes desired properties through the service API.
     pub async fn patch_desired(&self, id: &str, desired: Value) {
         let response = self
