@@ -48,9 +48,6 @@ pub enum AppError {
         /// Headings of the queries that still lacked it.
         missing: Vec<String>,
     },
-    /// The process could not set itself up (e.g. no async runtime).
-    #[error("{0}")]
-    Internal(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -77,7 +74,6 @@ impl AppError {
                 _ => EXIT_OTHER,
             },
             AppError::WaitTimedOut { .. } => EXIT_UNREACHABLE,
-            AppError::Internal(_) => EXIT_OTHER,
             // A closed pipe (`| head`) is the reader's choice, not a failure.
             AppError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
             AppError::Output(_) => EXIT_OTHER,
