@@ -24,6 +24,11 @@ use crate::twin::{DesiredUpdate, Twin};
 /// would reject a full twin GET response. Headroom covers topic and property bag.
 const MAX_PACKET_SIZE: usize = 256 * 1024 + 16 * 1024;
 
+/// The hub caps the whole reported section at 32 KB, so a larger patch can never succeed. It is
+/// refused here: sent, it could exceed the packet limit, which makes rumqttc drop the
+/// connection, and the resend after reconnecting would do it again until the deadline.
+const MAX_REPORTED_PATCH: usize = 32 * 1024;
+
 /// Commands waiting for the connection task; callers wait when it is full.
 const COMMAND_QUEUE: usize = 256;
 
@@ -81,7 +86,12 @@ impl DeviceClient {
         );
         // IoT Hub keeps subscriptions for clean_session = 0, like every official SDK uses.
         mqtt.set_clean_session(false);
-        mqtt.set_keep_alive(options.keep_alive.max(Duration::from_secs(5)));
+        // rumqttc panics below one second; the hub's cap is 1,177 s (reference §3.2).
+        mqtt.set_keep_alive(
+            options
+                .keep_alive
+                .clamp(Duration::from_secs(5), Duration::from_secs(1177)),
+        );
         mqtt.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
         mqtt.set_credentials(endpoint.username(&options.product_info), "");
         let tls = TlsConfiguration::Rustls(tls);
@@ -165,6 +175,12 @@ impl DeviceClient {
             ));
         }
         let body = serde_json::to_vec(patch).map_err(|e| Error::InvalidPatch(e.to_string()))?;
+        if body.len() > MAX_REPORTED_PATCH {
+            return Err(Error::InvalidPatch(format!(
+                "{} bytes; the hub accepts at most {MAX_REPORTED_PATCH} bytes of reported properties",
+                body.len()
+            )));
+        }
         match self.request(Request::PatchReported(body)).await? {
             Response::Reported { version } => Ok(version),
             Response::Twin(_) => Err(Error::InvalidResponse(

@@ -319,14 +319,17 @@ async fn an_unreachable_hub_times_out_with_the_last_error() {
 async fn untrusted_certificates_are_not_accepted() {
     let hub = TestHub::start().await;
     let conn = hub.device("dev-untrusted").await;
+    // Another emulator's CA: a valid CA that did not sign this hub's certificate (and the test
+    // does not depend on what the machine's system store holds).
+    let other = TestHub::start().await;
     let options = ClientOptions {
-        ca_pem: None,
+        ca_pem: Some(other.emulator.ca_pem().as_bytes().to_vec()),
         connect_timeout: Duration::from_secs(2),
         ..hub.options()
     };
     let err = DeviceClient::connect(conn, options)
         .await
-        .expect_err("no CA, no trust");
+        .expect_err("wrong CA, no trust");
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     assert!(
         err.to_string().to_lowercase().contains("certificate"),
@@ -435,4 +438,51 @@ fn key_of(conn: &iothub_device::DeviceConnectionString) -> &iothub_auth::SharedA
         iothub_auth::DeviceCredential::SharedAccessKey(key) => key,
         other => panic!("emulator devices use keys, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twins_larger_than_rumqttcs_default_packet_limit_round_trip() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-large").await;
+    let client = DeviceClient::connect(conn, hub.options())
+        .await
+        .expect("connect");
+    // ~28 KB of reported properties: within the hub's 32 KB section limit, far above the
+    // 10 KiB rumqttc allows by default in each direction.
+    let value = "x".repeat(4000);
+    let patch: serde_json::Map<String, serde_json::Value> =
+        (0..7).map(|i| (format!("blob{i}"), json!(value))).collect();
+    let version = client
+        .update_reported(&serde_json::Value::Object(patch))
+        .await
+        .expect("large patch");
+    let twin = client.get_twin().await.expect("large twin GET");
+    assert_eq!(twin.reported_version(), Some(version));
+    assert_eq!(twin.reported["blob6"].as_str().map(str::len), Some(4000));
+    client.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn impossible_patches_are_refused_locally_and_the_connection_survives() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-huge").await;
+    let client = DeviceClient::connect(conn, hub.options())
+        .await
+        .expect("connect");
+    let mut events = client.connection_events();
+    let huge = json!({ "blob": "x".repeat(40 * 1024) });
+    let err = client.update_reported(&huge).await.expect_err("over 32 KB");
+    assert!(matches!(err, Error::InvalidPatch(_)), "{err}");
+    let err = client
+        .update_reported(&json!([1, 2]))
+        .await
+        .expect_err("not an object");
+    assert!(matches!(err, Error::InvalidPatch(_)), "{err}");
+    client
+        .update_reported(&json!({"still": "fine"}))
+        .await
+        .expect("connection unaffected");
+    let quiet = tokio::time::timeout(Duration::from_millis(200), events.next()).await;
+    assert!(quiet.is_err(), "no connection event expected: {quiet:?}");
+    client.disconnect().await;
 }

@@ -26,6 +26,8 @@ impl AppError {
             AppError::Device(
                 DeviceError::Tls(_) | DeviceError::Config(_) | DeviceError::InvalidPatch(_),
             ) => 2,
+            // The hub found the reported patch malformed (bad key, too deep, too large).
+            AppError::Device(DeviceError::Status { status: 400, .. }) => 2,
             AppError::Device(_) | AppError::Other(_) => 1,
         }
     }
@@ -80,6 +82,14 @@ mod tests {
         assert_eq!(
             AppError::from(DeviceError::Status {
                 status: 400,
+                message: "m".into()
+            })
+            .exit_code(),
+            2
+        );
+        assert_eq!(
+            AppError::from(DeviceError::Status {
+                status: 500,
                 message: "m".into()
             })
             .exit_code(),

@@ -442,3 +442,25 @@ async fn help_does_not_show_the_connection_string_from_the_environment() {
     );
     assert!(out.stdout.contains("Exit codes"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_the_hub_rejects_is_invalid_input() {
+    let hub = Hub::start().await;
+    let conn = hub
+        .emulator
+        .add_device("cli-badpatch")
+        .await
+        .expect("device");
+    let mut cmd = hub.command(&conn);
+    // '.' is not allowed in twin property names.
+    cmd.args(["--once", "--reported", r#"{"a.b": 1}"#]);
+    let out = run(cmd, Duration::from_secs(30)).await;
+    assert_eq!(
+        out.code,
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stderr.contains("400"), "{}", out.stderr);
+}
