@@ -594,3 +594,29 @@ async fn sleep_until_opt(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_credential_and_protocol_refusals_are_terminal() {
+        let refused = |code| terminal_error(&ConnectionError::ConnectionRefused(code));
+        assert!(matches!(
+            refused(ConnectReturnCode::NotAuthorized),
+            Some(Error::AuthenticationRejected(_))
+        ));
+        assert!(matches!(
+            refused(ConnectReturnCode::BadUserNamePassword),
+            Some(Error::AuthenticationRejected(_))
+        ));
+        assert!(matches!(
+            refused(ConnectReturnCode::BadClientId),
+            Some(Error::Refused(_))
+        ));
+        assert_eq!(refused(ConnectReturnCode::ServiceUnavailable), None);
+        assert_eq!(terminal_error(&ConnectionError::NetworkTimeout), None);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(terminal_error(&ConnectionError::Io(io)), None);
+    }
+}

@@ -486,3 +486,55 @@ async fn impossible_patches_are_refused_locally_and_the_connection_survives() {
     assert!(quiet.is_err(), "no connection event expected: {quiet:?}");
     client.disconnect().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_connections_renew_their_token_too() {
+    let hub = TestHub::start().await;
+    hub.device("dev-ws-renew").await;
+    let options = ClientOptions {
+        sas_ttl: Duration::from_secs(5),
+        ..hub.ws_options()
+    };
+    let client = DeviceClient::connect(hub.device_ws("dev-ws-renew"), options)
+        .await
+        .expect("connect over wss");
+    let mut events = client.connection_events();
+    wait_for(&mut events, |e| {
+        matches!(
+            e,
+            ConnectionEvent::Disconnected {
+                reason: DisconnectReason::TokenRenewal
+            }
+        )
+    })
+    .await;
+    wait_for(&mut events, |e| {
+        matches!(e, ConnectionEvent::Connected { .. })
+    })
+    .await;
+    client
+        .update_reported(&json!({"renewed": true}))
+        .await
+        .expect("patch after renewal");
+    client.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_retries_while_the_hub_refuses_connections() {
+    let hub = TestHub::start().await;
+    let conn = hub.device("dev-refused").await;
+    hub.emulator
+        .faults()
+        .refuse_connections_for(Duration::from_millis(1500));
+    let started = Instant::now();
+    let client = DeviceClient::connect(conn, hub.options())
+        .await
+        .expect("connects once the hub accepts again");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    client.get_twin().await.expect("usable");
+    client.disconnect().await;
+}
