@@ -176,18 +176,27 @@ struct State {
 
 struct Entry {
     record: DeviceRecord,
-    /// The rendered twin document, kept current so queries scan without re-rendering.
-    twin_doc: Value,
+    /// The rendered twin document, cached for queries and GETs; `None` after a change (a write
+    /// renders the document once for its response and does not pay for caching it).
+    twin_doc: Option<Value>,
 }
 
 impl Entry {
     fn new(record: DeviceRecord) -> Entry {
-        let twin_doc = record.twin_json();
-        Entry { record, twin_doc }
+        Entry {
+            record,
+            twin_doc: None,
+        }
     }
 
-    fn refresh(&mut self) {
-        self.twin_doc = self.record.twin_json();
+    fn invalidate(&mut self) {
+        self.twin_doc = None;
+    }
+
+    /// The twin document, rendered on first use after a change.
+    fn twin_doc(&mut self) -> &Value {
+        let Entry { record, twin_doc } = self;
+        twin_doc.get_or_insert_with(|| record.twin_json())
     }
 }
 
@@ -443,7 +452,7 @@ impl Hub {
             record.twin.version += 1;
             let op = Self::put_device_op(record)?;
             let json = record.identity_json();
-            entry.refresh();
+            entry.invalidate();
             (json, self.submit(vec![op]))
         };
         pending.committed().await?;
@@ -549,8 +558,8 @@ impl Hub {
     pub fn twin_json(&self, id: &str) -> Result<Value, HubError> {
         self.lock()
             .devices
-            .get(id)
-            .map(|e| e.twin_doc.clone())
+            .get_mut(id)
+            .map(|e| e.twin_doc().clone())
             .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
     }
 
@@ -600,7 +609,7 @@ impl Hub {
                 }
             }
             if tags.is_none() && desired.is_none() {
-                return Ok(entry.twin_doc.clone());
+                return Ok(entry.twin_doc().clone());
             }
             let now = now_iso();
             let new_tags = match &tags {
@@ -652,13 +661,13 @@ impl Hub {
                 }
             });
             let op = Self::put_device_op(&entry.record)?;
-            entry.refresh();
+            entry.invalidate();
             if let Some(push) = push {
                 // Sent under the lock so sessions see desired versions in order; no receiver
                 // (no MQTT session) is fine.
                 let _ = self.shared.desired_tx.send(push);
             }
-            (entry.twin_doc.clone(), self.submit(vec![op]))
+            (entry.record.twin_json(), self.submit(vec![op]))
         };
         pending.committed().await?;
         Ok(doc)
@@ -713,7 +722,7 @@ impl Hub {
             record.twin.version += 1;
             record.connection.last_activity_time = Some(now);
             let op = Self::put_device_op(record)?;
-            entry.refresh();
+            entry.invalidate();
             (version, self.submit(vec![op]))
         };
         pending.committed().await?;
@@ -729,7 +738,7 @@ impl Hub {
             conn.connected = connected;
             conn.state_updated_time = Some(now.clone());
             conn.last_activity_time = Some(now);
-            entry.refresh();
+            entry.invalidate();
         }
     }
 
@@ -738,7 +747,7 @@ impl Hub {
         let mut state = self.lock();
         if let Some(entry) = state.devices.get_mut(device_id) {
             let now = now_iso();
-            if let Value::Object(doc) = &mut entry.twin_doc {
+            if let Some(Value::Object(doc)) = &mut entry.twin_doc {
                 doc.insert("lastActivityTime".into(), Value::String(now.clone()));
             }
             entry.record.connection.last_activity_time = Some(now);

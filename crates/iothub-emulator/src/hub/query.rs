@@ -16,21 +16,32 @@ impl Hub {
         already_returned: u64,
         max_items: usize,
     ) -> Page {
-        let state = self.lock();
+        let mut state = self.lock();
         let lower = match resume_after {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
+        // Render documents changed since the last scan, then scan immutably.
+        for entry in state
+            .devices
+            .range_mut::<str, _>((lower, Bound::Unbounded))
+            .map(|(_, e)| e)
+        {
+            entry.twin_doc();
+        }
         let rows = state
             .devices
             .range::<str, _>((lower, Bound::Unbounded))
-            .map(|(k, e)| (k.as_str(), &e.twin_doc));
+            .filter_map(|(k, e)| e.twin_doc.as_ref().map(|doc| (k.as_str(), doc)));
         query.page(rows, already_returned, max_items)
     }
 
     /// All rows of an aggregate query over device twins.
     pub fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
-        let state = self.lock();
-        query.aggregate(state.devices.values().map(|e| &e.twin_doc))
+        let mut state = self.lock();
+        for entry in state.devices.values_mut() {
+            entry.twin_doc();
+        }
+        query.aggregate(state.devices.values().filter_map(|e| e.twin_doc.as_ref()))
     }
 }
