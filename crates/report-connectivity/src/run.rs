@@ -11,13 +11,24 @@ use crate::output::{Printer, StopReason};
 pub async fn run(config: Config) -> Result<(), AppError> {
     let printer = Printer::new(config.format, config.once);
     let transport = config.options.transport.as_str();
-    let client = DeviceClient::connect(config.conn, config.options).await?;
+    // Listen for Ctrl-C/SIGTERM from the start: an interrupt while connecting or reporting
+    // must still end with a clean DISCONNECT, not the default "die on SIGINT".
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+
+    let client = tokio::select! {
+        client = DeviceClient::connect(config.conn, config.options) => client?,
+        _ = &mut signal => return Err(interrupted()),
+    };
     // Subscribe before the first request so nothing pushed from now on is missed.
     let mut desired = client.desired_updates();
     let mut events = client.connection_events();
     printer.connected(client.device_id(), client.endpoint(), transport);
 
-    let outcome = report(&client, &printer, &config.patch).await;
+    let outcome = tokio::select! {
+        outcome = report(&client, &printer, &config.patch) => outcome,
+        _ = &mut signal => Err(interrupted()),
+    };
     if let Err(e) = outcome {
         client.disconnect().await;
         return Err(e);
@@ -32,7 +43,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let deadline = config.duration.map(|d| Instant::now() + d);
     let stop = loop {
         tokio::select! {
-            reason = shutdown_signal() => break Ok(reason),
+            reason = &mut signal => break Ok(reason),
             () = sleep_until_opt(deadline) => break Ok(StopReason::Duration),
             Some(update) = desired.next() => printer.desired(&update),
             Some(event) = events.next() => {
@@ -47,6 +58,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let reason = stop?;
     printer.stopped(reason);
     Ok(())
+}
+
+fn interrupted() -> AppError {
+    AppError::Other("interrupted before the hub acknowledged the reported patch".into())
 }
 
 async fn report(

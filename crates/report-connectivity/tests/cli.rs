@@ -464,3 +464,30 @@ async fn a_patch_the_hub_rejects_is_invalid_input() {
     );
     assert!(out.stderr.contains("400"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_while_still_connecting_stops_promptly() {
+    let hub = Hub::start().await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let conn = DeviceConnectionString::with_key(
+        format!("localhost:{port}"),
+        "nobody",
+        SharedAccessKey::generate(),
+    )
+    .expose_connection_string();
+    let mut cmd = hub.command(&conn);
+    cmd.args(["--timeout", "30s"]);
+    let mut child = Running::spawn(cmd);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    child.signal("INT");
+    assert_eq!(child.wait(Duration::from_secs(5)).await, Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
