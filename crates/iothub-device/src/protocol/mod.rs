@@ -131,7 +131,9 @@ impl Protocol {
     /// `request_timeout` bounds each request from submission to answer, retries included.
     pub(crate) fn new(request_timeout: Duration) -> Protocol {
         Protocol {
-            next_id: 1,
+            // A random start keeps this process's `$rid`s apart from those of an earlier process
+            // on the same persistent (clean session 0) session, should the hub replay anything.
+            next_id: u64::from(rand::random::<u32>()) + 1,
             connected: false,
             request_timeout,
             pending: BTreeMap::new(),
