@@ -14,6 +14,9 @@ use clap::Parser;
 use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
+/// How long SIGINT/SIGTERM waits for in-flight requests and pending writes.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A local Azure IoT Hub: service REST API, device MQTT, SAS auth, TLS, durable state.
 #[derive(Debug, Parser)]
 #[command(name = "iothub-emulator", version)]
@@ -94,7 +97,15 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     wait_for_signal().await?;
     eprintln!("iothub-emulator: shutting down");
-    emulator.shutdown().await;
+    // Acknowledged writes are already committed; the bound only guards against a stuck client.
+    if tokio::time::timeout(SHUTDOWN_GRACE, emulator.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "iothub-emulator: in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting"
+        );
+    }
     Ok(())
 }
 

@@ -445,3 +445,29 @@ async fn connection_strings_carry_non_standard_ports_only() {
     }
     assert!(hub.emulator.policy_connection_string("nope").is_none());
 }
+
+#[tokio::test]
+async fn shutdown_closes_both_listeners() {
+    let hub = TestHub::start().await;
+    hub.create_device("before-shutdown").await;
+    let https = hub.emulator.https_port();
+    let mqtt = hub.emulator.mqtt_port();
+    let rest_support::TestHub {
+        emulator, client, ..
+    } = hub;
+    emulator.shutdown().await;
+    // Give the runtime a moment to drop the listener sockets.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for port in [https, mqtt] {
+        let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        assert!(refused.is_err(), "port {port} still accepts after shutdown");
+    }
+    let res = client
+        .get(format!(
+            "https://localhost:{https}/statistics/devices?{}",
+            rest_support::API
+        ))
+        .send()
+        .await;
+    assert!(res.is_err());
+}
