@@ -7,6 +7,9 @@ use iothub_auth::{DeviceConnectionString, DeviceCredential, SasError};
 
 use crate::error::Error;
 
+/// Never renew sooner than this after connecting.
+const MIN_RENEW_INTERVAL: Duration = Duration::from_millis(500);
+
 pub(crate) struct Credentials {
     conn: DeviceConnectionString,
     ttl: Duration,
@@ -60,7 +63,14 @@ impl Credentials {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         let expiry = Duration::from_secs(self.expires_at);
-        Some(expiry.saturating_sub(now).saturating_sub(self.margin))
+        // `se` is whole seconds, so a tiny TTL can leave nothing before the margin; a floor keeps
+        // that from turning into a reconnect loop.
+        Some(
+            expiry
+                .saturating_sub(now)
+                .saturating_sub(self.margin)
+                .max(MIN_RENEW_INTERVAL),
+        )
     }
 }
 
@@ -68,6 +78,14 @@ impl Credentials {
 mod tests {
     use super::*;
     use iothub_auth::SharedAccessKey;
+
+    #[test]
+    fn tiny_ttls_do_not_renew_in_a_loop() {
+        let conn = DeviceConnectionString::with_key("h.net", "d", SharedAccessKey::generate());
+        let mut c = Credentials::new(conn, Duration::from_secs(1), Duration::from_secs(1));
+        c.token().unwrap();
+        assert!(c.renew_in().unwrap() >= MIN_RENEW_INTERVAL);
+    }
 
     #[test]
     fn key_tokens_are_fresh_and_renewed_before_expiry() {
