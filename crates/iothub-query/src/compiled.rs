@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::aggregate::{self, AggColumn};
 use crate::ast::{Collection, ProjectionItem, Query, SelectList};
 use crate::error::{ErrorKind, QueryError};
-use crate::eval::Code;
+use crate::filter::Filter;
 use crate::parse::parse;
 use crate::path::FieldPath;
 
@@ -58,7 +58,7 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct CompiledQuery {
     ast: Query,
-    filter: Option<Code>,
+    filter: Option<Filter>,
     select: Selection,
     group_by: Option<FieldPath>,
 }
@@ -153,7 +153,7 @@ impl CompiledQuery {
             }
         };
         Ok(CompiledQuery {
-            filter: ast.where_clause.as_ref().map(Code::new),
+            filter: ast.where_clause.as_ref().map(Filter::new),
             select,
             group_by,
             ast,

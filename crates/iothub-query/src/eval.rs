@@ -77,7 +77,7 @@ impl<'a> Val<'a> {
         }
     }
 
-    fn from_const(c: &'a Const) -> Val<'a> {
+    pub(crate) fn from_const(c: &'a Const) -> Val<'a> {
         match c {
             Const::Undefined => Val::Undefined,
             Const::Null => Val::Null,

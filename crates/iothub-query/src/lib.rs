@@ -15,6 +15,7 @@
 //! - `path`, `eval`: compiled paths and expressions evaluated with IoT Hub's three-valued
 //!   semantics (missing → `undefined`, mixed-type comparisons → `undefined`, only `true`
 //!   selects);
+//! - `filter`: the WHERE clause as a flat conjunction with `path = constant` fast paths;
 //! - `aggregate`: GROUP BY and COUNT/SUM/AVG/MIN/MAX;
 //! - `compiled`: [`CompiledQuery`], the entry point, with paging for the query endpoint.
 //!
@@ -42,6 +43,7 @@ pub mod ast;
 mod compiled;
 mod error;
 mod eval;
+mod filter;
 mod lex;
 mod parse;
 mod path;

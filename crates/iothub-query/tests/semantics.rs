@@ -147,6 +147,13 @@ fn type_semantics_table() {
         ("tags.S = 'upper'", T),
         ("tags.S = 'abc'", F),
         ("tags.N = 5", U),
+        // constants on the left compare the same way
+        ("4 < tags.n", T),
+        ("5 < tags.n", F),
+        ("5 >= tags.n", T),
+        ("'abc' = tags.s", T),
+        ("'5' = tags.n", U),
+        ("null = tags.missing", U),
         // comparisons chain left to right
         ("tags.n = 5 = true", T),
     ];

@@ -20,3 +20,6 @@ mod paging;
 
 /// Property tests: the parser never panics, and printing round-trips.
 mod roundtrip;
+
+/// The row filter's fast paths agree with the general evaluator.
+mod differential;
