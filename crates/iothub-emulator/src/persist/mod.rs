@@ -146,3 +146,44 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_writes_commit_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, loaded) = Store::open(dir.path()).unwrap();
+        assert!(loaded.devices.is_empty());
+        let store = std::sync::Arc::new(store);
+        let mut acks = Vec::new();
+        for i in 0..200 {
+            acks.push(store.submit(vec![WriteOp::PutDevice {
+                id: format!("d{i:03}"),
+                doc: format!("{{\"n\":{i}}}"),
+            }]));
+        }
+        acks.push(store.submit(vec![
+            WriteOp::DeleteDevice { id: "d000".into() },
+            WriteOp::PutPolicy {
+                name: "p".into(),
+                doc: "{}".into(),
+            },
+        ]));
+        for ack in acks {
+            ack.await.unwrap().unwrap();
+        }
+        store.close().await;
+        let late = store.submit(vec![WriteOp::DeleteDevice { id: "d001".into() }]);
+        assert!(matches!(late.await, Ok(Err(PersistError::Closed))));
+
+        let (_store, loaded) = Store::open(dir.path()).unwrap();
+        assert_eq!(loaded.devices.len(), 199);
+        assert_eq!(
+            loaded.devices[0],
+            ("d001".to_string(), "{\"n\":1}".to_string())
+        );
+        assert_eq!(loaded.policies, vec![("p".to_string(), "{}".to_string())]);
+    }
+}
