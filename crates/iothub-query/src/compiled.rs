@@ -259,15 +259,15 @@ impl CompiledQuery {
         let want = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
             .min(max_items);
-        let mut items = Vec::new();
-        let mut last_key = None;
-        if (items.len() as u64) >= remaining {
+        if remaining == 0 {
             return Page {
-                items,
-                last_key,
+                items: Vec::new(),
+                last_key: None,
                 done: true,
             };
         }
+        let mut items = Vec::new();
+        let mut last_key = None;
         for (key, twin) in rows {
             if !self.matches(twin) {
                 continue;
