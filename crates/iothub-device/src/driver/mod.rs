@@ -15,19 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS,
-    SubscribeFilter,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
+
+mod state;
 
 use crate::backoff::Backoff;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::events::{ConnectionEvent, DisconnectReason};
 use crate::fanout::Fanout;
-use crate::protocol::{topics, Output, Protocol, Request, RequestId, Response, MAX_IN_FLIGHT};
+use crate::protocol::{Protocol, Request, Response, MAX_IN_FLIGHT};
 use crate::twin::DesiredUpdate;
+use state::{AfterDisconnect, Core, Link, Startup};
 
 /// Capacity of rumqttc's request channel. Only this task writes to it: at most
 /// [`MAX_IN_FLIGHT`] publishes, one subscribe and one disconnect are outstanding at a time,
@@ -102,56 +104,8 @@ pub(crate) struct Driver {
     eventloop: EventLoop,
     core: Core,
 }
-
-/// Everything but the event loop, so both can be borrowed at once.
-struct Core {
-    client: AsyncClient,
-    protocol: Protocol,
-    commands: mpsc::Receiver<Command>,
-    replies: HashMap<RequestId, oneshot::Sender<Result<Response, Error>>>,
-    shared: Arc<Shared>,
-    credentials: Credentials,
-    backoff: Backoff,
-    link: Link,
-    /// Consecutive failed connection attempts, for the backoff.
-    failures: u32,
-    last_error: Option<String>,
-    startup: Option<Startup>,
-    endpoint_label: String,
-}
-
-struct Startup {
-    reply: oneshot::Sender<Result<(), Error>>,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-enum Link {
-    /// The next `poll()` dials and sends CONNECT.
-    Connecting,
-    Connected {
-        /// When to reconnect with a fresh token (`None`: fixed token, no renewal).
-        renew_at: Option<Instant>,
-        /// Renewal waits for in-flight twin requests until this instant, so their answers are
-        /// not cut off (which would make the protocol resend, and the hub apply them twice).
-        drain_until: Option<Instant>,
-    },
-    /// Waiting out the reconnect delay; `poll()` is not called.
-    BackingOff { until: Instant },
-    /// DISCONNECT requested; waiting for rumqttc to report it written.
-    Disconnecting {
-        then: AfterDisconnect,
-        deadline: Instant,
-    },
-}
-
-enum AfterDisconnect {
-    Renew,
-    Exit(Option<oneshot::Sender<()>>),
-}
-
 /// Why [`Driver::next_wake`] returned.
-enum Wake {
+pub(super) enum Wake {
     Event(Result<Event, ConnectionError>),
     BackoffElapsed,
     /// Our DISCONNECT for a renewal did not get out in time: drop the link and redial.
@@ -160,11 +114,10 @@ enum Wake {
     StartupExpired,
 }
 
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop,
 }
-
 impl Driver {
     /// Installs the first token; fails if no token can be produced (expired fixed SAS).
     pub(crate) fn new(mut parts: DriverParts) -> Result<Driver, Error> {
@@ -399,178 +352,6 @@ impl Driver {
         self.core.protocol.on_disconnected();
     }
 }
-
-impl Core {
-    fn accepts_commands(&self) -> bool {
-        !matches!(
-            self.link,
-            Link::Disconnecting {
-                then: AfterDisconnect::Exit(_),
-                ..
-            }
-        )
-    }
-
-    fn link_deadline(&self) -> Option<Instant> {
-        match &self.link {
-            Link::Connecting => None,
-            Link::Connected { renew_at, .. } => *renew_at,
-            Link::BackingOff { until } => Some(*until),
-            Link::Disconnecting { deadline, .. } => Some(*deadline),
-        }
-    }
-
-    fn on_link_timer(&mut self) -> Option<Wake> {
-        match std::mem::replace(&mut self.link, Link::Connecting) {
-            Link::BackingOff { .. } => Some(Wake::BackoffElapsed),
-            Link::Connected { drain_until, .. } => {
-                let now = Instant::now();
-                if self.protocol.in_flight() > 0 && drain_until.is_some_and(|until| now < until) {
-                    self.link = Link::Connected {
-                        renew_at: Some(now + DRAIN_POLL),
-                        drain_until,
-                    };
-                    return None;
-                }
-                tracing::info!("renewing the SAS token: reconnecting");
-                self.request_disconnect(AfterDisconnect::Renew);
-                None
-            }
-            Link::Disconnecting {
-                then: AfterDisconnect::Exit(reply),
-                ..
-            } => Some(Wake::Exit(reply)),
-            Link::Disconnecting {
-                then: AfterDisconnect::Renew,
-                ..
-            } => {
-                // The DISCONNECT never got out; the connection is presumably stuck.
-                Some(Wake::ForceReconnect)
-            }
-            Link::Connecting => None,
-        }
-    }
-
-    fn request_disconnect(&mut self, then: AfterDisconnect) {
-        let deadline = Instant::now() + DISCONNECT_GRACE;
-        if let Err(e) = self.client.try_disconnect() {
-            tracing::debug!("could not queue DISCONNECT: {e}");
-        }
-        self.link = Link::Disconnecting { then, deadline };
-    }
-
-    /// Starts a clean shutdown; returns a wake when there is no connection to close.
-    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) -> Option<Wake> {
-        match self.link {
-            Link::Connected { .. } => {
-                self.request_disconnect(AfterDisconnect::Exit(reply));
-                None
-            }
-            _ => Some(Wake::Exit(reply)),
-        }
-    }
-
-    fn submit(&mut self, request: Request, reply: oneshot::Sender<Result<Response, Error>>) {
-        let (id, out) = self.protocol.submit(request, Instant::now());
-        self.replies.insert(id, reply);
-        self.apply(out);
-    }
-
-    fn on_connected(&mut self, session_present: bool) {
-        self.failures = 0;
-        self.last_error = None;
-        let renew_at = self.credentials.renew_in().map(|d| Instant::now() + d);
-        let drain = (self.credentials.margin() / 2).min(MAX_RENEWAL_DRAIN);
-        self.link = Link::Connected {
-            renew_at,
-            drain_until: renew_at.map(|at| at + drain),
-        };
-        tracing::info!(session_present, "connected to {}", self.endpoint_label);
-        let out = self.protocol.on_connected(Instant::now());
-        self.apply(out);
-        self.emit(ConnectionEvent::Connected {
-            session_present,
-            token_expires_at: self.credentials.expires_at(),
-        });
-        if let Some(startup) = self.startup.take() {
-            let _ = startup.reply.send(Ok(()));
-        }
-    }
-
-    fn apply(&mut self, outputs: Vec<Output>) {
-        for output in outputs {
-            match output {
-                Output::Subscribe => {
-                    let filters = [topics::TWIN_RESPONSES, topics::DESIRED_PATCHES]
-                        .map(|t| SubscribeFilter::new(t.to_owned(), QoS::AtMostOnce));
-                    if let Err(e) = self.client.try_subscribe_many(filters) {
-                        tracing::warn!("could not queue SUBSCRIBE: {e}");
-                    }
-                }
-                Output::Publish { id, topic, payload } => {
-                    // QoS 0 like the Node and C SDKs: the `$rid` answer is the acknowledgement
-                    // and the protocol retransmits, so a PUBACK would add nothing.
-                    if let Err(e) = self
-                        .client
-                        .try_publish(topic, QoS::AtMostOnce, false, payload)
-                    {
-                        tracing::warn!("could not queue a twin request: {e}");
-                        self.protocol.unsent(id);
-                    }
-                }
-                Output::Completed { id, result } => {
-                    if let Some(reply) = self.replies.remove(&id) {
-                        let _ = reply.send(result.map_err(Error::from));
-                    }
-                }
-                Output::Desired(update) => self.shared.desired.send(&update),
-            }
-        }
-    }
-
-    fn emit(&self, event: ConnectionEvent) {
-        self.shared.events.send(&event);
-    }
-
-    fn startup_error(&self) -> Error {
-        let timeout = self.startup.as_ref().map(|s| s.timeout).unwrap_or_default();
-        Error::Unreachable {
-            endpoint: self.endpoint_label.clone(),
-            after: timeout,
-            last_error: self
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "the connection attempt did not finish".into()),
-        }
-    }
-
-    /// Ends the client: fails what is waiting, tells subscribers, answers the closer.
-    fn close(&mut self, error: Option<Error>, reply: Option<oneshot::Sender<()>>) {
-        let failure = error.clone().unwrap_or(Error::Closed);
-        if let (Some(e), Ok(mut terminal)) = (&error, self.shared.terminal.lock()) {
-            *terminal = Some(e.clone());
-        }
-        // Every caller request has an entry here; the protocol table dies with the task.
-        for (_, reply) in self.replies.drain() {
-            let _ = reply.send(Err(failure.clone()));
-        }
-        if let Some(startup) = self.startup.take() {
-            let _ = startup.reply.send(Err(failure.clone()));
-        }
-        if error.is_none() {
-            self.emit(ConnectionEvent::Disconnected {
-                reason: DisconnectReason::ClientClosed,
-            });
-        }
-        self.emit(ConnectionEvent::Closed { error });
-        self.shared.events.close();
-        self.shared.desired.close();
-        if let Some(reply) = reply {
-            let _ = reply.send(());
-        }
-    }
-}
-
 /// Refusals that retrying cannot fix. CONNACK 5 is what IoT Hub sends for every credential
 /// problem (reference §3.4); hammering it would only get the device throttled.
 fn terminal_error(error: &ConnectionError) -> Option<Error> {
