@@ -35,6 +35,15 @@ const TWIN_FIELDS: [&str; 21] = [
     "connectionStateUpdatedTime",
 ];
 
+/// Top-level fields that twins serialise after `version`.
+const LATE_FIELDS: [&str; 5] = [
+    "tags",
+    "properties",
+    "capabilities",
+    "deviceScope",
+    "parentScopes",
+];
+
 /// A compiled property path.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldPath {
@@ -42,6 +51,9 @@ pub(crate) struct FieldPath {
     first: Box<str>,
     /// The twin's spelling of the first segment, when it is a known twin field.
     canonical: Option<&'static str>,
+    /// Search the top-level object from its end: twins list `tags`, `properties` and
+    /// `capabilities` last (§6.2), so a backward scan reaches them after a few entries.
+    from_back: bool,
     /// The remaining segments, matched exactly.
     rest: Box<[Box<str>]>,
 }
@@ -54,9 +66,11 @@ impl FieldPath {
             .iter()
             .copied()
             .find(|f| f.eq_ignore_ascii_case(&first));
+        let from_back = canonical.is_some_and(|c| LATE_FIELDS.contains(&c));
         FieldPath {
             first,
             canonical,
+            from_back,
             rest: names.map(Box::from).collect(),
         }
     }
@@ -78,7 +92,7 @@ impl FieldPath {
     pub(crate) fn resolve_named<'v>(&self, twin: &'v Value) -> Option<(&'v str, &'v Value)> {
         let (mut key, mut value) = self.top_level(twin.as_object()?)?;
         for seg in self.rest.iter() {
-            let (k, v) = lookup(value.as_object()?, seg)?;
+            let (k, v) = lookup(value.as_object()?, seg, false)?;
             key = k;
             value = v;
         }
@@ -89,13 +103,13 @@ impl FieldPath {
     fn top_level<'v>(&self, obj: &'v Map<String, Value>) -> Option<(&'v String, &'v Value)> {
         // The spelling as written wins, then the twin's usual spelling, then any key that
         // matches case-insensitively.
-        if let Some(hit) = lookup(obj, &self.first) {
+        if let Some(hit) = lookup(obj, &self.first, self.from_back) {
             return Some(hit);
         }
         if let Some(hit) = self
             .canonical
             .filter(|c| **c != *self.first)
-            .and_then(|c| lookup(obj, c))
+            .and_then(|c| lookup(obj, c, self.from_back))
         {
             return Some(hit);
         }
@@ -114,14 +128,26 @@ const LINEAR_MAX: usize = 32;
 /// slower than walking the (contiguous) entries and comparing lengths first, because most
 /// of the cost is cache misses, not comparisons. Large maps still use the hash index.
 #[inline]
-fn lookup<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<(&'v String, &'v Value)> {
+fn lookup<'v>(
+    obj: &'v Map<String, Value>,
+    key: &str,
+    from_back: bool,
+) -> Option<(&'v String, &'v Value)> {
     // The entry iterator's length comes from the entries vector the scan reads anyway;
     // `Map::len` reads the hash index's count, which can sit on another cache line.
     let mut entries = obj.iter();
     if entries.len() > LINEAR_MAX {
         return obj.get_key_value(key);
     }
-    entries.find(|(k, _)| k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes()))
+    // Keys are unique, so the scan direction changes only how soon the key is found.
+    let is_key = |(k, _): &(&String, &Value)| {
+        k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes())
+    };
+    if from_back {
+        entries.rev().find(is_key)
+    } else {
+        entries.find(is_key)
+    }
 }
 
 /// Byte equality of two slices of equal length, inline: keys are short, and a call into
