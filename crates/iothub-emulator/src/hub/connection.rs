@@ -1,0 +1,33 @@
+//! Connection state fed by the MQTT endpoint (`connectionState`, `lastActivityTime`, …).
+//! Not durable: after a restart every device is disconnected.
+
+use serde_json::Value;
+
+use super::{now_iso, Hub};
+
+impl Hub {
+    /// Records a device's MQTT connect or disconnect.
+    pub async fn set_connected(&self, device_id: &str, connected: bool) {
+        let mut state = self.lock();
+        if let Some(entry) = state.devices.get_mut(device_id) {
+            let now = now_iso();
+            let conn = &mut entry.record.connection;
+            conn.connected = connected;
+            conn.state_updated_time = Some(now.clone());
+            conn.last_activity_time = Some(now);
+            entry.invalidate();
+        }
+    }
+
+    /// Records device activity (`lastActivityTime`).
+    pub fn record_activity(&self, device_id: &str) {
+        let mut state = self.lock();
+        if let Some(entry) = state.devices.get_mut(device_id) {
+            let now = now_iso();
+            if let Some(Value::Object(doc)) = &mut entry.twin_doc {
+                doc.insert("lastActivityTime".into(), Value::String(now.clone()));
+            }
+            entry.record.connection.last_activity_time = Some(now);
+        }
+    }
+}

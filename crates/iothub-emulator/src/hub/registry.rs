@@ -1,0 +1,212 @@
+//! Device identity operations: create, update (If-Match), delete, list, statistics.
+
+use iothub_auth::SharedAccessKey;
+use serde_json::Value;
+
+use super::twin::TwinState;
+use super::{
+    clock, now_iso, validate_device_id, AuthSpec, Authentication, ConnectionInfo, DeviceAuth,
+    DeviceRecord, DeviceSpec, Entry, Hub, HubError, IfMatch, RegistryStatistics,
+};
+use crate::persist::WriteOp;
+
+impl Hub {
+    /// Registers a new device; `DeviceAlreadyExists` if the id is taken.
+    ///
+    /// # Errors
+    /// Invalid id or keys, existing device, storage failure.
+    pub async fn create_device(&self, id: &str, spec: DeviceSpec) -> Result<Value, HubError> {
+        validate_device_id(id)?;
+        let authentication = resolve_auth(spec.authentication)?;
+        let (json, pending) = {
+            let mut state = self.lock();
+            if state.devices.contains_key(id) {
+                return Err(HubError::DeviceAlreadyExists(id.to_string()));
+            }
+            state.etag_counter += 1;
+            let now = now_iso();
+            let record = DeviceRecord {
+                device_id: id.to_string(),
+                generation_id: clock::dotnet_ticks_now().to_string(),
+                etag_counter: state.etag_counter,
+                enabled: spec.enabled,
+                status_reason: spec.status_reason,
+                status_updated_time: None,
+                authentication,
+                iot_edge: spec.iot_edge,
+                twin: TwinState::new(&now),
+                connection: ConnectionInfo::default(),
+            };
+            let op = Self::put_device_op(&record)?;
+            let json = record.identity_json();
+            state.devices.insert(id.to_string(), Entry::new(record));
+            (json, self.submit(vec![op]))
+        };
+        pending.committed().await?;
+        Ok(json)
+    }
+
+    /// Replaces a device's identity (PUT with `If-Match`).
+    ///
+    /// # Errors
+    /// Unknown device, etag mismatch, invalid keys, storage failure.
+    pub async fn update_device(
+        &self,
+        id: &str,
+        spec: DeviceSpec,
+        if_match: &IfMatch,
+    ) -> Result<Value, HubError> {
+        let authentication = resolve_auth(spec.authentication)?;
+        let (json, pending) = {
+            let mut state = self.lock();
+            state.etag_counter += 1;
+            let counter = state.etag_counter;
+            let entry = state
+                .devices
+                .get_mut(id)
+                .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+            let record = &mut entry.record;
+            if !if_match.matches(&record.etag()) {
+                return Err(HubError::PreconditionFailed(format!(
+                    "Device version did not match, existing etag: {}",
+                    record.etag()
+                )));
+            }
+            if record.enabled != spec.enabled {
+                record.status_updated_time = Some(now_iso());
+            }
+            record.enabled = spec.enabled;
+            record.status_reason = spec.status_reason;
+            record.authentication = authentication;
+            record.iot_edge = spec.iot_edge;
+            record.etag_counter = counter;
+            record.twin.version += 1;
+            let op = Self::put_device_op(record)?;
+            let json = record.identity_json();
+            entry.invalidate();
+            (json, self.submit(vec![op]))
+        };
+        pending.committed().await?;
+        Ok(json)
+    }
+
+    /// Deletes a device (and closes its MQTT connection).
+    ///
+    /// # Errors
+    /// Unknown device, etag mismatch, storage failure.
+    pub async fn delete_device(
+        &self,
+        id: &str,
+        if_match: Option<&IfMatch>,
+    ) -> Result<(), HubError> {
+        let pending = {
+            let mut state = self.lock();
+            let entry = state
+                .devices
+                .get(id)
+                .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+            if let Some(cond) = if_match {
+                if !cond.matches(&entry.record.etag()) {
+                    return Err(HubError::PreconditionFailed(format!(
+                        "Device version did not match, existing etag: {}",
+                        entry.record.etag()
+                    )));
+                }
+            }
+            state.devices.remove(id);
+            self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }])
+        };
+        pending.committed().await?;
+        self.shared.faults.drop_device_connection(id);
+        Ok(())
+    }
+
+    /// Registers `id` with generated keys unless it exists; returns its keys either way.
+    ///
+    /// # Errors
+    /// Invalid id, an existing device without SAS keys, storage failure.
+    pub async fn ensure_device(&self, id: &str) -> Result<DeviceAuth, HubError> {
+        if self.device_json(id).is_err() {
+            match self.create_device(id, DeviceSpec::default()).await {
+                Ok(_) | Err(HubError::DeviceAlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.device_keys(id).ok_or_else(|| {
+            HubError::InvalidArgument(format!("device '{id}' does not use SAS authentication"))
+        })
+    }
+
+    /// Device-identity JSON.
+    ///
+    /// # Errors
+    /// `DeviceNotFound`.
+    pub fn device_json(&self, id: &str) -> Result<Value, HubError> {
+        self.lock()
+            .devices
+            .get(id)
+            .map(|e| e.record.identity_json())
+            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
+    }
+
+    /// Up to `top` device identities, ordered by id.
+    pub fn list_devices(&self, top: usize) -> Vec<Value> {
+        self.lock()
+            .devices
+            .values()
+            .take(top)
+            .map(|e| e.record.identity_json())
+            .collect()
+    }
+
+    /// Registry counts.
+    pub fn registry_statistics(&self) -> RegistryStatistics {
+        let state = self.lock();
+        let total = state.devices.len() as u64;
+        let enabled = state.devices.values().filter(|e| e.record.enabled).count() as u64;
+        RegistryStatistics {
+            total,
+            enabled,
+            disabled: total - enabled,
+        }
+    }
+
+    /// Devices currently connected over MQTT.
+    pub fn connected_device_count(&self) -> u64 {
+        self.lock()
+            .devices
+            .values()
+            .filter(|e| e.record.connection.connected)
+            .count() as u64
+    }
+}
+
+fn resolve_auth(spec: AuthSpec) -> Result<Authentication, HubError> {
+    Ok(match spec {
+        AuthSpec::Sas {
+            primary: None,
+            secondary: None,
+        } => Authentication::Sas {
+            primary: SharedAccessKey::generate(),
+            secondary: SharedAccessKey::generate(),
+        },
+        AuthSpec::Sas {
+            primary: Some(primary),
+            secondary: Some(secondary),
+        } => Authentication::Sas { primary, secondary },
+        AuthSpec::Sas { .. } => {
+            return Err(HubError::InvalidArgument(
+                "Either both primary and secondary keys must be specified or neither one to auto generate on service side".into(),
+            ))
+        }
+        AuthSpec::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => Authentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        },
+        AuthSpec::CertificateAuthority => Authentication::CertificateAuthority,
+        AuthSpec::None => Authentication::None,
+    })
+}
