@@ -51,6 +51,7 @@ pub struct DeviceClient {
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     device_id: String,
     endpoint: String,
+    session_present: bool,
 }
 
 impl std::fmt::Debug for DeviceClient {
@@ -126,8 +127,9 @@ impl DeviceClient {
         })?;
         let task = tokio::spawn(driver.run());
         match startup_rx.await {
-            Ok(Ok(())) => Ok(DeviceClient {
+            Ok(Ok(session_present)) => Ok(DeviceClient {
                 commands: commands_tx,
+                session_present,
                 shared,
                 task: Arc::new(Mutex::new(Some(task))),
                 device_id,
@@ -141,6 +143,11 @@ impl DeviceClient {
     /// The device id this client authenticates as.
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// Whether the hub still had this device's session (subscriptions) at the first CONNACK.
+    pub fn session_present(&self) -> bool {
+        self.session_present
     }
 
     /// `host:port (transport)` the client dials.

@@ -14,7 +14,7 @@ use crate::duration;
 
 const AFTER_HELP: &str = "\
 Output (-o json): one JSON object per line, with an \"event\" field:
-  connected     {device_id, endpoint, transport}
+  connected     {device_id, endpoint, transport, session_present}
   twin          {desired_version, reported_version, twin:{desired, reported}}
   reported      {device_id, status, version, patch}
   desired       {kind:\"patch\"|\"full\", version, properties}

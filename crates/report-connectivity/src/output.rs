@@ -4,7 +4,9 @@
 use std::cell::Cell;
 use std::io::Write;
 
-use iothub_device::{ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DisconnectReason, Twin};
+use iothub_device::{
+    ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason, Twin,
+};
 use serde_json::{json, Value};
 
 use crate::cli::Format;
@@ -46,11 +48,16 @@ impl Printer {
         }
     }
 
-    pub fn connected(&self, device_id: &str, endpoint: &str, transport: &str) {
+    pub fn connected(&self, client: &DeviceClient, transport: &str) {
+        let (device_id, endpoint) = (client.device_id(), client.endpoint());
         match self.format {
             Format::Text => self.text(&format!("Connected to {endpoint} as device {device_id}")),
             Format::Json => self.event(json!({
-                "event": "connected", "device_id": device_id, "endpoint": endpoint, "transport": transport
+                "event": "connected",
+                "device_id": device_id,
+                "endpoint": endpoint,
+                "transport": transport,
+                "session_present": client.session_present(),
             })),
         }
     }

@@ -23,7 +23,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // Subscribe before the first request so nothing pushed from now on is missed.
     let mut desired = client.desired_updates();
     let mut events = client.connection_events();
-    printer.connected(client.device_id(), client.endpoint(), transport);
+    printer.connected(&client, transport);
 
     let outcome = tokio::select! {
         outcome = report(&client, &printer, &config.patch) => outcome,

@@ -279,6 +279,7 @@ async fn long_running_mode_prints_desired_patches_within_a_second() {
     let connected = child.next_event("connected", Duration::from_secs(20)).await;
     assert_eq!(connected["device_id"], "cli-listen");
     assert_eq!(connected["transport"], "mqtt");
+    assert!(connected["session_present"].is_boolean(), "{connected}");
     let twin = child.next_event("twin", Duration::from_secs(20)).await;
     assert!(twin["desired_version"].is_u64(), "{twin}");
     let reported = child.next_event("reported", Duration::from_secs(20)).await;
@@ -298,6 +299,28 @@ async fn long_running_mode_prints_desired_patches_within_a_second() {
         assert_eq!(desired["properties"]["telemetryInterval"], interval);
         assert!(desired["version"].is_u64());
     }
+
+    // A lost connection is reported, recovered, and desired patches keep coming.
+    hub.emulator.faults().drop_device_connection("cli-listen");
+    let lost = child
+        .next_event("disconnected", Duration::from_secs(10))
+        .await;
+    assert_eq!(lost["reason"], "connection_lost");
+    assert!(lost["detail"].is_string(), "{lost}");
+    let retry = child
+        .next_event("reconnecting", Duration::from_secs(10))
+        .await;
+    assert_eq!(retry["attempt"], 1);
+    assert!(retry["delay_ms"].is_u64(), "{retry}");
+    let back = child
+        .next_event("reconnected", Duration::from_secs(10))
+        .await;
+    assert!(back["session_present"].is_boolean(), "{back}");
+    assert!(back["token_expires_at"].is_u64(), "{back}");
+    hub.patch_desired("cli-listen", json!({ "telemetryInterval": 20 }))
+        .await;
+    let desired = child.next_event("desired", Duration::from_secs(2)).await;
+    assert_eq!(desired["properties"]["telemetryInterval"], 20);
 
     child.signal("INT");
     let stopped = child.next_event("stopped", Duration::from_secs(10)).await;

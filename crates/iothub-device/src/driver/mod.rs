@@ -97,7 +97,8 @@ pub(crate) struct DriverParts {
     pub(crate) backoff: Backoff,
     pub(crate) connect_timeout: Duration,
     pub(crate) endpoint_label: String,
-    pub(crate) startup: oneshot::Sender<Result<(), Error>>,
+    /// Answered with `session_present` of the first CONNACK, or the reason connecting failed.
+    pub(crate) startup: oneshot::Sender<Result<bool, Error>>,
 }
 
 pub(crate) struct Driver {

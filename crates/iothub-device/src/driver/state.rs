@@ -44,7 +44,7 @@ pub(super) struct Core {
 
 /// The caller of `DeviceClient::connect`, waiting for the first CONNACK.
 pub(super) struct Startup {
-    pub(super) reply: oneshot::Sender<Result<(), Error>>,
+    pub(super) reply: oneshot::Sender<Result<bool, Error>>,
     pub(super) deadline: Instant,
     pub(super) timeout: Duration,
 }
@@ -169,7 +169,7 @@ impl Core {
             token_expires_at: self.credentials.expires_at(),
         });
         if let Some(startup) = self.startup.take() {
-            let _ = startup.reply.send(Ok(()));
+            let _ = startup.reply.send(Ok(session_present));
         }
     }
 
