@@ -23,3 +23,6 @@ mod roundtrip;
 
 /// The row filter's fast paths agree with the general evaluator.
 mod differential;
+
+/// Matching a row allocates nothing (a counting global allocator).
+mod alloc;
