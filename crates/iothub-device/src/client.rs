@@ -32,6 +32,15 @@ const MAX_REPORTED_PATCH: usize = 32 * 1024;
 /// Commands waiting for the connection task; callers wait when it is full.
 const COMMAND_QUEUE: usize = 256;
 
+/// The hub's acknowledgement of a reported-properties patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedAck {
+    /// Success status from the response topic (IoT Hub sends 204).
+    pub status: u16,
+    /// The reported `$version` after the patch.
+    pub version: u64,
+}
+
 /// Stream of [`DesiredUpdate`]s.
 pub type DesiredUpdates = Subscription<DesiredUpdate>;
 /// Stream of [`ConnectionEvent`]s.
@@ -173,9 +182,19 @@ impl DeviceClient {
     /// acknowledges it or the request timeout passes.
     ///
     /// # Errors
-    /// [`Error::InvalidPatch`] when `patch` is not a JSON object; otherwise as
-    /// [`DeviceClient::get_twin`].
+    /// [`Error::InvalidPatch`] when `patch` is not a JSON object or exceeds the hub's 32 KB;
+    /// otherwise as [`DeviceClient::get_twin`].
     pub async fn update_reported(&self, patch: &Value) -> Result<u64, Error> {
+        self.update_reported_acknowledged(patch)
+            .await
+            .map(|ack| ack.version)
+    }
+
+    /// Like [`DeviceClient::update_reported`], with the hub's acknowledgement status as well.
+    ///
+    /// # Errors
+    /// As [`DeviceClient::update_reported`].
+    pub async fn update_reported_acknowledged(&self, patch: &Value) -> Result<ReportedAck, Error> {
         if !patch.is_object() {
             return Err(Error::InvalidPatch(
                 "reported properties must be a JSON object".into(),
@@ -189,7 +208,7 @@ impl DeviceClient {
             )));
         }
         match self.request(Request::PatchReported(body)).await? {
-            Response::Reported { version } => Ok(version),
+            Response::Reported { status, version } => Ok(ReportedAck { status, version }),
             Response::Twin(_) => Err(Error::InvalidResponse(
                 "a twin document answering a reported PATCH".into(),
             )),

@@ -50,7 +50,7 @@ mod tls;
 mod twin;
 
 pub use backoff::Backoff;
-pub use client::{ConnectionEvents, DesiredUpdates, DeviceClient};
+pub use client::{ConnectionEvents, DesiredUpdates, DeviceClient, ReportedAck};
 pub use error::Error;
 pub use events::{ConnectionEvent, DisconnectReason};
 pub use fanout::Subscription;

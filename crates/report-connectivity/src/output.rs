@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::io::Write;
 
 use iothub_device::{
-    ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason, Twin,
+    ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason, ReportedAck,
+    Twin,
 };
 use serde_json::{json, Value};
 
@@ -80,13 +81,14 @@ impl Printer {
         }
     }
 
-    pub fn reported(&self, device_id: &str, version: u64, patch: &Value) {
+    pub fn reported(&self, device_id: &str, ack: ReportedAck, patch: &Value) {
+        let ReportedAck { status, version } = ack;
         match self.format {
             Format::Text => self.text(&format!(
-                "\nConfirmation for reported state called with:\n    status_code: 204\n    version: {version}"
+                "\nConfirmation for reported state called with:\n    status_code: {status}\n    version: {version}"
             )),
             Format::Json => self.write_json(&json!({
-                "event": "reported", "device_id": device_id, "status": 204, "version": version, "patch": patch
+                "event": "reported", "device_id": device_id, "status": status, "version": version, "patch": patch
             })),
         }
     }

@@ -72,8 +72,8 @@ async fn report(
     let twin = client.get_twin().await?;
     printer.twin(&twin);
     printer.sending();
-    let version = client.update_reported(patch).await?;
-    printer.reported(client.device_id(), version, patch);
+    let ack = client.update_reported_acknowledged(patch).await?;
+    printer.reported(client.device_id(), ack, patch);
     Ok(())
 }
 

@@ -55,7 +55,11 @@ pub(crate) enum Request {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Response {
     Twin(Twin),
-    Reported { version: u64 },
+    /// `status` is the hub's success status (204 from IoT Hub).
+    Reported {
+        status: u16,
+        version: u64,
+    },
 }
 
 /// Why a request failed.
@@ -426,7 +430,7 @@ fn interpret(
                 })
         }
         Request::PatchReported(_) => version
-            .map(|version| Response::Reported { version })
+            .map(|version| Response::Reported { status, version })
             .ok_or_else(|| {
                 RequestError::InvalidResponse(format!("status {status} without $version"))
             }),

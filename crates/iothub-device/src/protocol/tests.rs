@@ -106,7 +106,13 @@ fn patch_acknowledgement_carries_the_new_version() {
     );
     assert_eq!(
         completions(&out),
-        vec![(id, Ok(Response::Reported { version: 6 }))]
+        vec![(
+            id,
+            Ok(Response::Reported {
+                status: 204,
+                version: 6
+            })
+        )]
     );
     assert!(p.pending.is_empty());
 }
