@@ -195,3 +195,20 @@ async fn connection_state_is_visible_over_rest() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn shutdown_closes_tls_and_websocket_connections() {
+    let hub = TestHub::start().await;
+    let device = hub.device("d1").await;
+    let other = hub.device("d2").await;
+    let over_tls = hub.connect(&device).await;
+    let over_ws = Client::start(hub.ws_options(&other.id, &hub.device_token(&other)));
+    over_ws.expect_connack().await;
+
+    let TestHub { emulator, .. } = hub;
+    tokio::time::timeout(mqtt_support::WAIT, emulator.shutdown())
+        .await
+        .expect("shutdown completes with devices connected");
+    over_tls.expect_error().await;
+    over_ws.expect_error().await;
+}

@@ -164,7 +164,9 @@ async fn serve<T: Transport>(
     let expiry = tokio::time::sleep_until(instant_at_unix(accepted.token_expires_at));
     let keep_alive = accepted.keep_alive_timeout.unwrap_or(MAX_TIMER);
     let idle = tokio::time::sleep(keep_alive);
-    tokio::pin!(expiry, idle);
+    // Registered once rather than on every pass of the loop.
+    let stopped = lease.stop.clone().cancelled_owned();
+    tokio::pin!(expiry, idle, stopped);
 
     let ended = loop {
         if let Some(ended) = execute(hub, &mut session, &accepted, &mut actions, &mut out).await {
@@ -175,7 +177,7 @@ async fn serve<T: Transport>(
         if !out.is_empty() {
             tokio::select! {
                 written = io.write(&mut out) => if let Err(error) = written { break error.into() },
-                () = lease.stop.cancelled() => break Ended::Stopped,
+                () = &mut stopped => break Ended::Stopped,
             }
         }
         codec::shrink_idle(&mut out);
@@ -188,7 +190,7 @@ async fn serve<T: Transport>(
         codec::prepare_read(&mut inbuf);
         tokio::select! {
             biased;
-            () = lease.stop.cancelled() => break Ended::Stopped,
+            () = &mut stopped => break Ended::Stopped,
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
