@@ -17,7 +17,7 @@ use super::session::{Action, CloseReason, Session};
 use super::transport::Transport;
 use super::twin::{TwinFailure, TwinOutcome, TwinRequest};
 use super::Endpoint;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubError};
 
 /// A client must send CONNECT this soon after the transport is up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -244,8 +244,8 @@ async fn execute(
             Action::Activity => hub.record_activity(device_id),
             Action::Close(reason) => return Some(Ended::Session(reason)),
             Action::Twin(request) => {
-                let outcome = perform(hub, device_id, &request).await;
-                session.on_twin_outcome(request.rid(), &outcome, &mut replies);
+                let (rid, outcome) = perform(hub, device_id, request).await;
+                session.on_twin_outcome(&rid, &outcome, &mut replies);
                 for reply in replies.drain(..) {
                     match reply {
                         Action::Send(packet) => {
@@ -271,26 +271,10 @@ async fn execute(
     None
 }
 
-/// Runs a twin operation, unless fault injection says to fail it.
-async fn perform(hub: &Hub, device_id: &str, request: &TwinRequest) -> TwinOutcome {
-    if let Some(status) = hub.faults().take_twin_failure() {
-        let error = crate::hub::HubError::injected(status);
-        return TwinOutcome::Failed(TwinFailure {
-            status: error.status(),
-            message: error.message(),
-        });
-    }
-    let result = match request {
-        TwinRequest::Get { .. } => hub
-            .device_twin_properties(device_id)
-            .await
-            .map(TwinOutcome::Document),
-        TwinRequest::PatchReported { patch, .. } => hub
-            .patch_reported(device_id, patch.clone())
-            .await
-            .map(|version| TwinOutcome::Patched { version }),
-    };
-    result.unwrap_or_else(|error| {
+/// Runs a twin operation, unless fault injection says to fail it; returns the request id with
+/// the outcome.
+async fn perform(hub: &Hub, device_id: &str, request: TwinRequest) -> (String, TwinOutcome) {
+    let failure = |error: HubError| {
         if error.status() >= 500 {
             warn!(%device_id, %error, "twin operation failed");
         }
@@ -298,7 +282,22 @@ async fn perform(hub: &Hub, device_id: &str, request: &TwinRequest) -> TwinOutco
             status: error.status(),
             message: error.message(),
         })
-    })
+    };
+    if let Some(status) = hub.faults().take_twin_failure() {
+        let rid = request.rid().to_string();
+        return (rid, failure(HubError::injected(status)));
+    }
+    match request {
+        TwinRequest::Get { rid } => {
+            let outcome = hub.device_twin_properties(device_id).await;
+            (rid, outcome.map_or_else(failure, TwinOutcome::Document))
+        }
+        TwinRequest::PatchReported { rid, patch } => {
+            let outcome = hub.patch_reported(device_id, patch).await;
+            let outcome = outcome.map_or_else(failure, |version| TwinOutcome::Patched { version });
+            (rid, outcome)
+        }
+    }
 }
 
 /// Reads until one whole packet is buffered; `None` if the peer closed first.
