@@ -22,6 +22,9 @@ use crate::hub::{Hub, HubError};
 /// A client must send CONNECT this soon after the transport is up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the last packets before a close (a refusing CONNACK, a final PUBACK) may take.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Output is written once this much is queued, even in the middle of a batch of packets.
 const FLUSH_THRESHOLD: usize = 16 * 1024;
 
@@ -138,7 +141,7 @@ async fn admit<T: Transport>(
             let mut out = BytesMut::new();
             let connack = Packet::ConnAck(ConnAck::new(refusal.return_code(), false));
             if codec::encode(&connack, &mut out).is_ok() {
-                let _ = io.write(&mut out).await;
+                write_before_close(io, &mut out).await;
             }
             None
         }
@@ -171,7 +174,7 @@ async fn serve<T: Transport>(
     let ended = loop {
         if let Some(ended) = execute(hub, &mut session, &accepted, &mut actions, &mut out).await {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
-            let _ = io.write(&mut out).await;
+            write_before_close(io, &mut out).await;
             break ended;
         }
         if !out.is_empty() {
@@ -202,6 +205,14 @@ async fn serve<T: Transport>(
         }
     };
     (session, lease, ended)
+}
+
+/// Last words before closing: written if the peer reads them soon, abandoned otherwise (a
+/// client that stopped reading must not keep the connection task alive).
+async fn write_before_close<T: Transport>(io: &mut T, out: &mut BytesMut) {
+    if !out.is_empty() {
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, io.write(out)).await;
+    }
 }
 
 /// Feeds whole packets from `inbuf` to the session until a batch of output is due.
