@@ -152,16 +152,46 @@ fn lookup<'v>(
 
 /// Byte equality of two slices of equal length, inline: keys are short, and a call into
 /// libc's `memcmp` per candidate key costs more than the comparison (measured ~2× on the
-/// benchmark scan) and stops the CPU from overlapping the next twin's loads.
+/// benchmark scan) and stops the CPU from overlapping the next twin's loads. Lengths 4 to
+/// 16 are compared as two overlapping words, like `memcmp` implementations do.
 #[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let mut a_words = a.chunks_exact(8);
-    let mut b_words = b.chunks_exact(8);
-    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
-        if x != y {
-            return false;
-        }
+    let n = a.len();
+    if n != b.len() {
+        return false;
     }
-    let (a_rest, b_rest) = (a_words.remainder(), b_words.remainder());
-    a_rest.len() == b_rest.len() && a_rest.iter().zip(b_rest).all(|(x, y)| x == y)
+    let word4 = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let word8 = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+    };
+    match n {
+        0..=3 => a == b,
+        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality_at_every_length_and_position() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            for at in 0..len {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "len {len}, differing at {at}");
+            }
+        }
+        assert!(!same_bytes(b"abc", b"abcd"));
+    }
 }
