@@ -1,45 +1,24 @@
-//! `report-connectivity`: the device half of the device-twins tutorial on [`iothub_device`].
-//!
-//! A thin binary: parse arguments (`cli`), validate them into a `Config` (`config`), run the
-//! device (`run`), print events (`output`) and map failures to the exit codes of DESIGN.md
-//! (`error`).
-
-mod cli;
-mod config;
-mod duration;
-mod error;
-mod output;
-mod run;
+//! The `report-connectivity` binary: parses arguments, sets up logging and a runtime, and hands
+//! over to the library (see the crate docs in `lib.rs`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use report_connectivity::Cli;
 use tracing_subscriber::EnvFilter;
 
-use crate::error::AppError;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     init_logging(cli.verbose);
-    // Workspace rule: one crypto provider, installed before any TLS configuration is built.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-
-    let result = config::Config::from_cli(cli).and_then(|config| {
-        let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| AppError::Other(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(run::run(config))
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(e.exit_code())
+            eprintln!("report-connectivity: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
         }
-    }
+    };
+    ExitCode::from(runtime.block_on(report_connectivity::run(cli)))
 }
 
 fn init_logging(verbose: u8) {
