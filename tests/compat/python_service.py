@@ -38,7 +38,8 @@ def run_query(registry, text, page_size=None):
         token = result.continuation_token
         if not token:
             return items, pages
-        check(pages < 50, "paging terminates")
+        if pages >= 50:
+            check(False, "paging terminates")
 
 
 def main():
@@ -99,6 +100,20 @@ def main():
     check(result.type == "Twin", f"x-ms-item-type is Twin ({result.type})")
     stats = registry.get_device_registry_statistics()
     check(stats.total_device_count == 251, "statistics count 251 devices")
+
+    listed = registry.get_devices(10)
+    check(len(listed) == 10, f"get_devices(10) lists 10 devices ({len(listed)})")
+
+    # Identity update with the device etag, replace_twin, delete with an etag.
+    current = registry.get_device("page-001")
+    updated_device = registry.update_device_with_sas("page-001", current.etag, None, None, "disabled")
+    check(updated_device.status == "disabled", "update_device_with_sas applies the status")
+    check(updated_device.etag != current.etag, "an identity update changes the device etag")
+    stats = registry.get_device_registry_statistics()
+    check(stats.disabled_device_count == 1, "statistics count the disabled device")
+    replaced = registry.replace_twin("page-001", Twin(tags={"replaced": True}, properties=None))
+    check(replaced.tags == {"replaced": True}, "replace_twin replaces the tags")
+    registry.delete_device("page-001", updated_device.etag)
 
     registry.delete_device("page-000")
     try:
