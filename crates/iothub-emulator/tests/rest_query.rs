@@ -179,6 +179,12 @@ async fn query_errors() {
     let res = query(&hub, "SELECT * FROM devices WHERE", None, None).await;
     let msg = assert_error(res, 400, "ArgumentInvalid").await;
     assert!(msg.contains("line 1, column"), "{msg}");
+    let long = format!(
+        "SELECT * FROM devices WHERE deviceId = '{}'",
+        "x".repeat(9000)
+    );
+    let res = query(&hub, &long, None, None).await;
+    assert_error(res, 400, "ArgumentInvalid").await;
     let res = query(&hub, "SELECT * FROM devices", Some("0"), None).await;
     assert_error(res, 400, "ArgumentInvalid").await;
     let res = query(&hub, "SELECT * FROM devices", Some("-5"), None).await;
