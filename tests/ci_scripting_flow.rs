@@ -1,6 +1,8 @@
 //! The flow a CI job scripts against a hub: the device reports once, then the back end waits
 //! until the device shows up in both queries; both steps' JSON output is parsed.
 
+// Each test binary uses only part of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use serde_json::Value;
@@ -68,4 +70,11 @@ async fn report_once_then_wait_for_the_device_in_json() {
         );
     }
     assert_eq!(document["wait"]["expectDevice"], DEVICE_ID);
+
+    for output in [&report, &tagged] {
+        let text = format!("{}{}", stdout(output), stderr(output));
+        for secret in hub.secrets() {
+            assert!(!text.contains(&secret), "a key leaked into:\n{text}");
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! in-process emulator: the device is listed under Redmond43 only until it reports cellular
 //! connectivity, then under both headings.
 
+// Each test binary uses only part of the shared helpers.
+#[allow(dead_code)]
 mod support;
 
 use support::{listed_under, run, stderr, stdout, Hub, DEVICE_ID};
