@@ -72,3 +72,50 @@ async fn websocket_and_tls_share_one_session_per_client_id() {
     let (status, _) = over_ws.get_twin("shared").await;
     assert_eq!(status, 200);
 }
+
+/// A bare HTTP/1.1 upgrade request, to see exactly what the emulator answers.
+async fn upgrade_request(hub: &TestHub, protocol: Option<&str>) -> reqwest::Response {
+    // HTTP/1.1 only: over HTTP/2 a WebSocket is opened with CONNECT (RFC 8441), not GET.
+    let http1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .http1_only()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(hub.emulator.ca_pem().as_bytes()).expect("CA"),
+        )
+        .resolve(
+            "localhost",
+            ([127, 0, 0, 1], hub.emulator.https_port()).into(),
+        )
+        .build()
+        .expect("HTTP/1.1 client");
+    let mut request = http1
+        .get(format!(
+            "https://localhost:{}/$iothub/websocket",
+            hub.emulator.https_port()
+        ))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    if let Some(protocol) = protocol {
+        request = request.header("sec-websocket-protocol", protocol);
+    }
+    request.send().await.expect("upgrade request")
+}
+
+#[tokio::test]
+async fn the_offered_subprotocol_is_echoed_in_the_clients_spelling() {
+    let hub = TestHub::start().await;
+    // The C SDK offers "MQTT"; paho, mqtt.js and rumqttc offer "mqtt".
+    for offered in ["MQTT", "mqtt"] {
+        let response = upgrade_request(&hub, Some(offered)).await;
+        assert_eq!(response.status(), 101, "{offered}");
+        let echoed = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(echoed, Some(offered));
+    }
+    let response = upgrade_request(&hub, None).await;
+    assert_eq!(response.status(), 400, "no mqtt subprotocol offered");
+}

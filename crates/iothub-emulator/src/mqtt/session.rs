@@ -460,6 +460,52 @@ mod tests {
     }
 
     #[test]
+    fn oversized_telemetry_closes() {
+        let mut session = subscribed_session();
+        let mut p = Publish::new(
+            "devices/d1/messages/events/",
+            QoS::AtLeastOnce,
+            vec![0u8; MAX_TELEMETRY_BYTES + 1],
+        );
+        p.pkid = 1;
+        let out = step(&mut session, Packet::Publish(p));
+        assert_eq!(
+            out,
+            vec![Action::Close(CloseReason::MessageTooLarge(
+                MAX_TELEMETRY_BYTES + 1
+            ))]
+        );
+        let mut p = Publish::new(
+            "devices/d1/messages/events/",
+            QoS::AtLeastOnce,
+            vec![0u8; MAX_TELEMETRY_BYTES],
+        );
+        p.pkid = 2;
+        assert_eq!(
+            step(&mut session, Packet::Publish(p))[0],
+            Action::Send(Packet::PubAck(PubAck::new(2)))
+        );
+    }
+
+    #[test]
+    fn unsubscribe_stops_desired_notifications() {
+        let mut session = subscribed_session();
+        let mut unsubscribe = Unsubscribe::new("$iothub/twin/PATCH/properties/desired/#");
+        unsubscribe.pkid = 4;
+        let out = step(&mut session, Packet::Unsubscribe(unsubscribe));
+        assert_eq!(out, vec![Action::Send(Packet::UnsubAck(UnsubAck::new(4)))]);
+        let mut out = Vec::new();
+        session.on_desired(
+            DesiredNotification {
+                version: 2,
+                body: Bytes::new(),
+            },
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn twin_get_round_trip() {
         let mut session = subscribed_session();
         let out = step(
