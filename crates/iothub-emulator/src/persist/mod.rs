@@ -178,6 +178,7 @@ mod tests {
         let late = store.submit(vec![WriteOp::DeleteDevice { id: "d001".into() }]);
         assert!(matches!(late.await, Ok(Err(PersistError::Closed))));
 
+        drop(store);
         let (_store, loaded) = Store::open(dir.path()).unwrap();
         assert_eq!(loaded.devices.len(), 199);
         assert_eq!(
@@ -185,5 +186,11 @@ mod tests {
             ("d001".to_string(), "{\"n\":1}".to_string())
         );
         assert_eq!(loaded.policies, vec![("p".to_string(), "{}".to_string())]);
+        // While `_store` is open, the directory is taken.
+        let second = Store::open(dir.path());
+        assert!(
+            matches!(&second, Err(PersistError::Sqlite(m)) if m.contains("another emulator")),
+            "{second:?}"
+        );
     }
 }

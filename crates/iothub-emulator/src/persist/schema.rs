@@ -1,6 +1,7 @@
 //! Opening the database, its schema and the initial load.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -16,15 +17,35 @@ pub struct Loaded {
 }
 
 /// Opens the database with the durability settings described in the module doc of `persist`.
+///
+/// The connection holds SQLite's exclusive lock for its whole life (`locking_mode=EXCLUSIVE`,
+/// taken by the schema transaction), so a second emulator on the same data directory fails at
+/// start instead of interleaving writes. The lock dies with the process, even on `kill -9`.
 pub fn open(path: &Path) -> Result<Connection, PersistError> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);",
-    )?;
-    Ok(conn)
+    let setup = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        // A crashed predecessor's lock is gone at once; waiting longer only delays the error.
+        conn.busy_timeout(Duration::from_millis(500))?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "BEGIN EXCLUSIVE;
+             CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
+             COMMIT;",
+        )?;
+        Ok(conn)
+    };
+    setup().map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            PersistError::Sqlite(format!(
+                "{} is in use by another emulator (database is locked)",
+                path.display()
+            ))
+        }
+        _ => PersistError::from(e),
+    })
 }
 
 /// Reads every device and policy row.
