@@ -3,12 +3,24 @@
 //! (reference `iothub-mqtt-and-sas.md` §8).
 //!
 //! Layers, each in its own file:
-//! - [`transport`]: TLS stream or WebSocket, as one byte-channel trait;
-//! - [`codec`]: bytes ↔ packets through rumqttc's v4 codec (256 KiB + headers);
-//! - [`connect`]: CONNECT checks (client id, username, SAS against device or policy keys);
-//! - [`session`]: the per-connection state machine (no I/O), with [`topic`] and [`twin`] rules;
-//! - [`registry`]: sessions by client id (one connection each, clean-session-0 persistence);
-//! - [`driver`]: the async loop tying a transport, a session, the registry and the hub together.
+//! - `transport`: TLS stream or WebSocket, as one byte-channel trait;
+//! - `codec`: bytes ↔ packets through rumqttc's v4 codec (256 KiB + headers);
+//! - `connect`: CONNECT checks (client id, username, SAS against device or policy keys);
+//! - `session`: the per-connection state machine (no I/O), with `topic` and `twin` rules;
+//! - `registry`: sessions by client id (one connection each, clean-session-0 persistence);
+//! - `driver`: the async loop tying a transport, a session, the registry and the hub together.
+//!
+//! What devices get: CONNACK 5 for any credential problem; `session_present` and kept
+//! subscriptions (plus desired notifications that arrived while offline) for clean session 0;
+//! the older connection closed when a client id connects again; a close at 1.5 × keep-alive
+//! and when the SAS token's `se` passes; twin GET / reported PATCH / desired notifications with
+//! `$rid` and `$version`; QoS 2 and undocumented topics close the connection; telemetry is
+//! acknowledged (and not routed anywhere).
+//!
+//! Not emulated: module identities (a `device/module` client id is refused: the registry has
+//! no modules), cloud-to-device messages and direct methods (their subscriptions are accepted,
+//! nothing is ever sent on them), the optional `$version` precondition on reported PATCH, X.509
+//! authentication, and sessions surviving an emulator restart.
 
 mod codec;
 mod connect;
