@@ -127,7 +127,7 @@ const LINEAR_MAX: usize = 32;
 /// SipHash and then reads a separate index table: measured on 100,000 twins that is ~10×
 /// slower than walking the (contiguous) entries and comparing lengths first, because most
 /// of the cost is cache misses, not comparisons. Large maps still use the hash index.
-#[inline]
+#[inline(always)]
 fn lookup<'v>(
     obj: &'v Map<String, Value>,
     key: &str,
