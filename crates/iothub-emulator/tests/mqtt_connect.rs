@@ -126,8 +126,9 @@ async fn keep_alive_is_enforced_at_one_and_a_half_times() {
         silent_for >= Duration::from_millis(1400),
         "closed after {silent_for:?}"
     );
+    // Generous, for loaded CI machines: it only shows the close is the keep-alive's doing.
     assert!(
-        silent_for < Duration::from_secs(4),
+        silent_for < Duration::from_secs(8),
         "closed after {silent_for:?}"
     );
 }
