@@ -24,8 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use schema::Loaded;
 
-/// One row change.
-#[derive(Debug)]
+/// One row change. `Debug` leaves out the documents: they contain keys.
 pub enum WriteOp {
     /// Insert or replace a device (identity + twin) as JSON.
     PutDevice {
@@ -46,6 +45,16 @@ pub enum WriteOp {
         /// Serialized policy keys.
         doc: String,
     },
+}
+
+impl std::fmt::Debug for WriteOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteOp::PutDevice { id, .. } => write!(f, "PutDevice({id:?}, <redacted>)"),
+            WriteOp::DeleteDevice { id } => write!(f, "DeleteDevice({id:?})"),
+            WriteOp::PutPolicy { name, .. } => write!(f, "PutPolicy({name:?}, <redacted>)"),
+        }
+    }
 }
 
 /// A storage failure.
@@ -156,6 +165,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, loaded) = Store::open(dir.path()).unwrap();
         assert!(loaded.devices.is_empty());
+        let op = WriteOp::PutPolicy {
+            name: "p".into(),
+            doc: "{\"primary\":\"secret\"}".into(),
+        };
+        assert!(!format!("{op:?}").contains("secret"));
         let store = std::sync::Arc::new(store);
         let mut acks = Vec::new();
         for i in 0..200 {
