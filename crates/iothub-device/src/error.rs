@@ -45,6 +45,10 @@ pub enum Error {
     /// A reported patch that cannot be sent (it must be a JSON object).
     #[error("invalid reported patch: {0}")]
     InvalidPatch(String),
+    /// The hub's certificate failed verification (unknown CA, wrong host name, expired).
+    /// Retrying cannot fix it, so the client stops at once.
+    #[error("the hub's TLS certificate is not trusted: {0}")]
+    UntrustedCertificate(String),
     /// The TLS configuration could not be built (bad CA file, no trusted roots, …).
     #[error("TLS setup failed: {0}")]
     Tls(String),

@@ -38,6 +38,9 @@ impl AppError {
             AppError::Device(e) if e.is_authentication() => Some(
                 "check the device's SharedAccessKey (or token) and that the device exists and is enabled",
             ),
+            AppError::Device(DeviceError::UntrustedCertificate(_)) => Some(
+                "pass the hub's CA with --ca-file (or IOTHUB_CA_FILE); the emulator's is ca.pem in its data dir",
+            ),
             AppError::Device(DeviceError::Unreachable { .. }) => Some(
                 "check HostName/GatewayHostName and port, --transport, and --ca-file for a private CA",
             ),

@@ -366,8 +366,30 @@ fn terminal_error(error: &ConnectionError) -> Option<Error> {
             }
             ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::Success => None,
         },
-        _ => None,
+        other => untrusted_certificate(other).map(Error::UntrustedCertificate),
     }
+}
+
+/// The certificate verdict buried in a connection error, if any: rustls reports it inside
+/// io::Error wrappers (TLS) or tungstenite errors (WebSockets), so walk the whole chain.
+fn untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(rustls::Error::InvalidCertificate(why)) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!("{why:?}"));
+        }
+        // io::Error::source() skips the wrapped error itself, so look inside explicitly.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(found) = untrusted_certificate(inner) {
+                return Some(found);
+            }
+        }
+        current = e.source();
+    }
+    None
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -400,5 +422,15 @@ mod tests {
         assert_eq!(terminal_error(&ConnectionError::NetworkTimeout), None);
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert_eq!(terminal_error(&ConnectionError::Io(io)), None);
+    }
+
+    #[test]
+    fn an_untrusted_certificate_inside_io_errors_is_terminal() {
+        let verdict = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, verdict);
+        assert_eq!(
+            terminal_error(&ConnectionError::Io(io)),
+            Some(Error::UntrustedCertificate("UnknownIssuer".into()))
+        );
     }
 }
