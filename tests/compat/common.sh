@@ -35,3 +35,15 @@ stop_emulator() {
   fi
   [ -n "${EMULATOR_DIR:-}" ] && rm -rf "$EMULATOR_DIR"
 }
+
+# One venv for every Python suite; pinned official SDKs. Sets PYTHON. Never skips: a failed
+# install is a failed suite.
+python_with_sdks() {
+  local venv="$COMPAT_DIR/.venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || fail "cannot create a Python venv in $venv (install python3-venv)"
+  fi
+  "$venv/bin/pip" install --disable-pip-version-check -q 'azure-iot-hub==2.7.0' 'azure-iot-device==2.14.0' six requests \
+    || fail "pip install of the official Python SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, six) failed"
+  PYTHON="$venv/bin/python"
+}
