@@ -59,6 +59,12 @@ fn main() {
 /// The emulator side: start it, register devices, spawn the device process, measure.
 async fn hub() {
     let connections = knob("MQTT_LOAD_CONNECTIONS", 10_000);
+    let limit = open_files_limit();
+    assert!(
+        limit > connections + 256,
+        "the open-files limit is {limit}; {connections} connections need more: run `ulimit -n 20000` \
+         (or lower MQTT_LOAD_CONNECTIONS)"
+    );
     let durable = knob("MQTT_LOAD_DURABLE", 0) == 1;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = EmulatorConfig::for_tests(dir.path());
@@ -115,6 +121,17 @@ async fn hub() {
     println!("memory after load: emulator RSS {after} KiB");
     let _ = child.wait();
     emulator.shutdown().await;
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (inherited by the device process).
+fn open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// This process's resident set size, from `/proc/self/status`.
