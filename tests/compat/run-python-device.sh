@@ -6,12 +6,6 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-VENV="$COMPAT_DIR/.venv"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV" || fail "cannot create a Python venv in $VENV (install python3-venv)"
-fi
-"$VENV/bin/pip" install --disable-pip-version-check -q 'azure-iot-device==2.14.0' 'azure-iot-hub==2.7.0' six requests \
-  || fail "pip install azure-iot-device==2.14.0 azure-iot-hub==2.7.0 six failed: cannot run the Python device SDK checks"
-
+python_with_sdks
 start_emulator pyDeviceMqtt pyDeviceWs
-REQUESTS_CA_BUNDLE="$CA_FILE" "$VENV/bin/python" "$COMPAT_DIR/python_device.py" "$READY_FILE"
+REQUESTS_CA_BUNDLE="$CA_FILE" "$PYTHON" "$COMPAT_DIR/python_device.py" "$READY_FILE"
