@@ -255,10 +255,16 @@ mod devices {
 
     impl Device {
         async fn connect(config: &Config, id: &str, token: &str) -> Device {
+            // A full listen backlog refuses a burst now and then: retry a little, then give up.
+            let mut attempts = 0;
             let tcp = loop {
                 match tokio::net::TcpStream::connect(("127.0.0.1", config.port)).await {
                     Ok(tcp) => break tcp,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(error) if attempts >= 100 => panic!("{id}: cannot connect: {error}"),
+                    Err(_) => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             };
             let _ = tcp.set_nodelay(true);
