@@ -103,19 +103,15 @@ impl Emulator {
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let mqtt_endpoint = crate::mqtt::Endpoint::start(hub.clone(), shutdown.clone());
         tracker.spawn(crate::server::serve_https(
             https,
             tls.https_acceptor()?,
-            crate::rest::router(hub.clone()),
+            crate::rest::router(hub.clone(), mqtt_endpoint.clone()),
             shutdown.clone(),
             tracker.clone(),
         ));
-        tracker.spawn(crate::mqtt::serve_tls(
-            mqtt,
-            tls.mqtt_acceptor()?,
-            hub.clone(),
-            shutdown.clone(),
-        ));
+        tracker.spawn(mqtt_endpoint.serve_tls(mqtt, tls.mqtt_acceptor()?));
         tracing::info!(https_port, mqtt_port, hostname = %config.hostname, "emulator listening");
         Ok(RunningEmulator {
             hub,

@@ -31,7 +31,6 @@ mod topic;
 mod transport;
 mod twin;
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -44,7 +43,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::faults::Faults;
 use crate::hub::{DesiredPatch, Hub};
 use registry::SessionRegistry;
 use session::DesiredNotification;
@@ -62,128 +60,108 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// is a little above [`MAX_PACKET_SIZE`].
 const MAX_WEBSOCKET_MESSAGE: usize = 2 * MAX_PACKET_SIZE;
 
-/// What all MQTT connections of one hub share, whichever port they came in on.
+/// The device MQTT endpoint of one hub: what all its MQTT connections share, whichever port
+/// they came in on (sessions by client id, the notification dispatcher, shutdown).
 #[derive(Clone)]
-pub(crate) struct Endpoint {
-    registry: SessionRegistry,
-    /// Cancelled when [`serve_tls`]'s shutdown fires; WebSocket connections (which outlive the
-    /// HTTP request that upgraded them) stop on it too.
-    shutdown: CancellationToken,
-}
-
-/// Accepts MQTT-over-TLS connections on `listener` until `shutdown` is cancelled, then closes
-/// every MQTT connection of this hub (TLS and WebSocket) and returns once they have ended.
-pub async fn serve_tls(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
+pub struct Endpoint {
     hub: Hub,
+    registry: SessionRegistry,
+    /// Cancelled when the emulator shuts down; WebSocket connections (which outlive the HTTP
+    /// request that upgraded them) stop on it too.
     shutdown: CancellationToken,
-) {
-    let endpoint = endpoint_for(&hub);
-    // Every connection task holds a clone; `recv` returns `None` once all have ended.
-    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    warn!(%error, "MQTT accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
-            },
+}
+
+impl Endpoint {
+    /// Creates the endpoint of `hub` and starts routing the hub's desired-property changes and
+    /// fault-injected drops to its sessions, until `shutdown` is cancelled.
+    pub fn start(hub: Hub, shutdown: CancellationToken) -> Endpoint {
+        let endpoint = Endpoint {
+            hub,
+            registry: SessionRegistry::default(),
+            shutdown,
         };
-        // Small packets, answered at once: don't wait to coalesce them.
-        let _ = tcp.set_nodelay(true);
-        let (acceptor, hub, endpoint, alive) = (
-            acceptor.clone(),
-            hub.clone(),
-            endpoint.clone(),
-            alive_tx.clone(),
-        );
-        // The handshake runs in the connection's own task so a slow client never stalls accepts.
-        tokio::spawn(async move {
-            let _alive = alive;
-            let handshake = tokio::select! {
-                () = endpoint.shutdown.cancelled() => return,
-                handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => handshake,
+        spawn_dispatcher(&endpoint);
+        endpoint
+    }
+
+    /// Accepts MQTT-over-TLS connections on `listener` until shutdown, then returns once every
+    /// TLS connection has ended (WebSocket connections end on the same signal).
+    pub async fn serve_tls(self, listener: TcpListener, acceptor: TlsAcceptor) {
+        // Every connection task holds a clone; `recv` returns `None` once all have ended.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        warn!(%error, "MQTT accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                },
             };
-            match handshake {
-                Ok(Ok(tls)) => {
-                    driver::run(StreamTransport(tls), hub, endpoint, peer.to_string()).await
+            // Small packets, answered at once: don't wait to coalesce them.
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, endpoint, alive) = (acceptor.clone(), self.clone(), alive_tx.clone());
+            // The handshake runs in the connection's own task so a slow client never stalls
+            // accepts.
+            tokio::spawn(async move {
+                let _alive = alive;
+                let handshake = tokio::select! {
+                    () = endpoint.shutdown.cancelled() => return,
+                    handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => handshake,
+                };
+                match handshake {
+                    Ok(Ok(tls)) => {
+                        let hub = endpoint.hub.clone();
+                        driver::run(StreamTransport(tls), hub, endpoint, peer.to_string()).await
+                    }
+                    Ok(Err(error)) => debug!(%peer, %error, "MQTT TLS handshake failed"),
+                    Err(_) => debug!(%peer, "MQTT TLS handshake timed out"),
                 }
-                Ok(Err(error)) => debug!(%peer, %error, "MQTT TLS handshake failed"),
-                Err(_) => debug!(%peer, "MQTT TLS handshake timed out"),
-            }
-        });
+            });
+        }
+        drop(alive_tx);
+        let _ = alive_rx.recv().await;
     }
-    endpoint.shutdown.cancel();
-    drop(alive_tx);
-    let _ = alive_rx.recv().await;
-}
 
-/// Upgrades `GET /$iothub/websocket` to MQTT over WebSockets, echoing the `mqtt` subprotocol
-/// the client offered, in the client's own spelling (`mqtt` from most SDKs, `MQTT` from the C
-/// SDK; rumqttc fails the connection without the echo).
-pub async fn websocket_upgrade(hub: Hub, mut ws: WebSocketUpgrade, headers: HeaderMap) -> Response {
-    let offered = ws
-        .requested_protocols()
-        .find(|protocol| protocol.as_bytes().eq_ignore_ascii_case(b"mqtt"))
-        .cloned();
-    let Some(protocol) = offered else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "MQTT over WebSockets needs the 'mqtt' subprotocol (Sec-WebSocket-Protocol: mqtt)",
-        )
-            .into_response();
-    };
-    ws.set_selected_protocol(protocol);
-    let peer = headers
-        .get(header::USER_AGENT)
-        .and_then(|agent| agent.to_str().ok())
-        .map_or_else(
-            || "websocket".to_string(),
-            |agent| format!("websocket ({agent})"),
-        );
-    let endpoint = endpoint_for(&hub);
-    ws.read_buffer_size(8 * 1024)
-        .max_message_size(MAX_WEBSOCKET_MESSAGE)
-        .max_frame_size(MAX_WEBSOCKET_MESSAGE)
-        .on_upgrade(move |socket| driver::run(WebSocketTransport(socket), hub, endpoint, peer))
-}
-
-/// The [`Endpoint`] of `hub`, created (with its notification dispatcher) on first use.
-///
-/// The contract gives both entry points nothing but the [`Hub`], so the endpoint is looked up
-/// by hub identity: the address of the hub's `Faults` allocation. The table keeps a `Weak` to
-/// it, which keeps the address from being reused while the entry exists, and entries of dropped
-/// hubs are pruned on every lookup.
-fn endpoint_for(hub: &Hub) -> Endpoint {
-    static ENDPOINTS: Mutex<Vec<(Weak<Faults>, Endpoint)>> = Mutex::new(Vec::new());
-    let faults = hub.faults_arc();
-    let mut endpoints = ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner);
-    endpoints.retain(|(owner, _)| owner.strong_count() > 0);
-    if let Some((_, endpoint)) = endpoints
-        .iter()
-        .find(|(owner, _)| owner.as_ptr() == Arc::as_ptr(&faults))
-    {
-        return endpoint.clone();
+    /// Upgrades `GET /$iothub/websocket` to MQTT over WebSockets, echoing the `mqtt`
+    /// subprotocol the client offered, in the client's own spelling (`mqtt` from most SDKs,
+    /// `MQTT` from the C SDK; rumqttc fails the connection without the echo).
+    pub fn websocket_upgrade(&self, mut ws: WebSocketUpgrade, headers: &HeaderMap) -> Response {
+        let offered = ws
+            .requested_protocols()
+            .find(|protocol| protocol.as_bytes().eq_ignore_ascii_case(b"mqtt"))
+            .cloned();
+        let Some(protocol) = offered else {
+            return (
+                StatusCode::BAD_REQUEST,
+                "MQTT over WebSockets needs the 'mqtt' subprotocol (Sec-WebSocket-Protocol: mqtt)",
+            )
+                .into_response();
+        };
+        ws.set_selected_protocol(protocol);
+        let peer = headers
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .map_or_else(
+                || "websocket".to_string(),
+                |agent| format!("websocket ({agent})"),
+            );
+        let (hub, endpoint) = (self.hub.clone(), self.clone());
+        ws.read_buffer_size(8 * 1024)
+            .max_message_size(MAX_WEBSOCKET_MESSAGE)
+            .max_frame_size(MAX_WEBSOCKET_MESSAGE)
+            .on_upgrade(move |socket| driver::run(WebSocketTransport(socket), hub, endpoint, peer))
     }
-    let endpoint = Endpoint {
-        registry: SessionRegistry::default(),
-        shutdown: CancellationToken::new(),
-    };
-    spawn_dispatcher(hub, &endpoint);
-    endpoints.push((Arc::downgrade(&faults), endpoint.clone()));
-    endpoint
 }
 
 /// Routes the hub's desired-property changes and fault-injected drops to sessions, from one
 /// task per hub (so 10,000 idle connections do not each wake up for every change).
-fn spawn_dispatcher(hub: &Hub, endpoint: &Endpoint) {
-    let mut desired = hub.subscribe_desired();
-    let mut drops = hub.faults().subscribe_drops();
+fn spawn_dispatcher(endpoint: &Endpoint) {
+    let mut desired = endpoint.hub.subscribe_desired();
+    let mut drops = endpoint.hub.faults().subscribe_drops();
     let registry = endpoint.registry.clone();
     let shutdown = endpoint.shutdown.clone();
     tokio::spawn(async move {

@@ -12,18 +12,18 @@ mod statistics;
 mod twins;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
 
 use crate::hub::Hub;
+use crate::mqtt::Endpoint;
 
-/// The whole HTTPS application: service API, MQTT-over-WebSockets, emulator admin.
-pub fn router(hub: Hub) -> Router {
+/// The whole HTTPS application: service API, MQTT-over-WebSockets (through `mqtt`), emulator
+/// admin.
+pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
     let service = Router::new()
         .route("/statistics/devices", get(statistics::devices))
         .route("/statistics/service", get(statistics::service))
@@ -55,13 +55,14 @@ pub fn router(hub: Hub) -> Router {
         );
     service
         .merge(admin)
-        .route("/$iothub/websocket", get(websocket))
+        .route(
+            "/$iothub/websocket",
+            get(move |headers: HeaderMap, ws: WebSocketUpgrade| async move {
+                mqtt.websocket_upgrade(ws, &headers)
+            }),
+        )
         .fallback(not_found)
         .with_state(hub)
-}
-
-async fn websocket(State(hub): State<Hub>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    crate::mqtt::websocket_upgrade(hub, ws, headers).await
 }
 
 async fn not_found() -> ApiError {
