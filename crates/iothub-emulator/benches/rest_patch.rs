@@ -1,4 +1,6 @@
-//! REST twin PATCH throughput with concurrent clients, durability on (SQLite, WAL, group commit).
+//! REST twin PATCH throughput with concurrent clients, durability on (SQLite, WAL, group commit),
+//! measured side by side with `--in-memory` in the same run, so the cost of durability reads as
+//! a ratio that the machine's noise affects less than the absolute figures.
 //!
 //! Not a test: `cargo bench -p iothub-emulator --bench rest_patch`. The emulator binary runs as
 //! its own process (durable store in a temp dir, ephemeral ports), so its CPU time is measured
@@ -61,6 +63,22 @@ fn main() {
 
 async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let durable = measure(false).await;
+    let in_memory = measure(true).await;
+    println!(
+        "rest_patch: durable / in-memory = {:.2} (throughput), {:.2} (updates per emulator CPU-second)",
+        durable.updates_per_second / in_memory.updates_per_second,
+        durable.updates_per_cpu_second / in_memory.updates_per_cpu_second
+    );
+}
+
+struct Measured {
+    updates_per_second: f64,
+    updates_per_cpu_second: f64,
+}
+
+async fn measure(in_memory: bool) -> Measured {
+    let mode = if in_memory { "in-memory" } else { "durable" };
     let clients = knob("BENCH_CLIENTS", 64);
     let seconds = knob("BENCH_SECONDS", 10) as u64;
     let devices = knob("BENCH_DEVICES", 1000);
@@ -68,11 +86,16 @@ async fn run() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let ready_file = dir.path().join("ready.json");
-    let child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"));
+    command
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--https-port", "0", "--mqtt-port", "0", "--ready-file"])
-        .arg(&ready_file)
+        .arg(&ready_file);
+    if in_memory {
+        command.arg("--in-memory");
+    }
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -185,17 +208,21 @@ async fn run() {
     }
     let ok = done.load(Ordering::Relaxed) as f64;
     println!(
-        "rest_patch: {clients} clients, {connections} client pools (HTTP/1.1 + TLS), {devices} devices, durable store: {ok} acknowledged twin PATCHes in {elapsed:.1} s = {:.0} updates/s ({} failed)",
+        "rest_patch: {clients} clients, {connections} client pools (HTTP/1.1 + TLS), {devices} devices, {mode} store: {ok} acknowledged twin PATCHes in {elapsed:.1} s = {:.0} updates/s ({} failed)",
         ok / elapsed,
         failed.load(Ordering::Relaxed)
     );
     // The machine may be shared: say how much CPU each side actually got.
     println!(
-        "rest_patch: emulator CPU {server_cpu:.1} s ({:.2} cores) = {:.0} updates per emulator CPU-second; clients CPU {client_cpu:.1} s ({:.2} cores); load average {}",
+        "rest_patch: {mode}: emulator CPU {server_cpu:.1} s ({:.2} cores) = {:.0} updates per emulator CPU-second; clients CPU {client_cpu:.1} s ({:.2} cores); load average {}",
         server_cpu / elapsed,
         ok / server_cpu,
         client_cpu / elapsed,
         load_average()
     );
     drop(server);
+    Measured {
+        updates_per_second: ok / elapsed,
+        updates_per_cpu_second: ok / server_cpu,
+    }
 }
