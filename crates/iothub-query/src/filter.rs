@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::ast::{BinaryOp, Expr, ExprKind};
 use crate::eval::{compare, Code, Const, Val};
-use crate::path::FieldPath;
+use crate::path::{same_bytes, FieldPath};
 
 /// A compiled WHERE clause.
 #[derive(Debug, Clone)]
@@ -93,8 +93,11 @@ impl Test {
     fn is_true(&self, twin: &Value) -> bool {
         match self {
             Test::PathCmp { path, op, value } => match (path.resolve(twin), value) {
-                // Equality on strings, the usual tag/property test: length first, then bytes.
-                (Some(Value::String(s)), Const::Str(c)) if *op == BinaryOp::Eq => **s == **c,
+                // Equality on strings, the usual tag/property test: length first, then bytes
+                // inline (a libc memcmp call per row shows up in the scan's profile).
+                (Some(Value::String(s)), Const::Str(c)) if *op == BinaryOp::Eq => {
+                    same_bytes(s.as_bytes(), c.as_bytes())
+                }
                 (Some(v), c) => {
                     compare(*op, Val::from_json(v), Val::from_const(c)) == Val::Bool(true)
                 }

@@ -154,7 +154,7 @@ fn lookup<'v>(
 /// key was the top entry of the benchmark scan's profile. Lengths 4 to 16 are compared as
 /// two overlapping words, like `memcmp` implementations do.
 #[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
