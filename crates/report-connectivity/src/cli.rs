@@ -14,13 +14,13 @@ use crate::duration;
 
 const AFTER_HELP: &str = "\
 Output (-o json): one JSON object per line, with an \"event\" field:
-  connected     {device_id, endpoint, transport, session_present}
-  twin          {desired_version, reported_version, twin:{desired, reported}}
-  reported      {device_id, status, version, patch}
+  connected     {deviceId, endpoint, transport, sessionPresent}
+  twin          {desiredVersion, reportedVersion, twin:{desired, reported}}
+  reported      {deviceId, status, version, patch}
   desired       {kind:\"patch\"|\"full\", version, properties}
   disconnected  {reason:\"connection_lost\"|\"token_renewal\"|\"client_closed\", detail?}
-  reconnecting  {attempt, delay_ms}
-  reconnected   {session_present, token_expires_at}
+  reconnecting  {attempt, delayMs}
+  reconnected   {sessionPresent, tokenExpiresAt}
   closed        {error}
   stopped       {reason:\"once\"|\"duration\"|\"ctrl-c\"|\"sigterm\"}
 With --once only the \"reported\" object is printed.

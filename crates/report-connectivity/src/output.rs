@@ -55,10 +55,10 @@ impl Printer {
             Format::Text => self.text(&format!("Connected to {endpoint} as device {device_id}")),
             Format::Json => self.event(json!({
                 "event": "connected",
-                "device_id": device_id,
+                "deviceId": device_id,
                 "endpoint": endpoint,
                 "transport": transport,
-                "session_present": client.session_present(),
+                "sessionPresent": client.session_present(),
             })),
         }
     }
@@ -68,8 +68,8 @@ impl Printer {
             Format::Text => self.twin_callback("COMPLETE", &twin.to_json()),
             Format::Json => self.event(json!({
                 "event": "twin",
-                "desired_version": twin.desired_version(),
-                "reported_version": twin.reported_version(),
+                "desiredVersion": twin.desired_version(),
+                "reportedVersion": twin.reported_version(),
                 "twin": twin.to_json(),
             })),
         }
@@ -88,7 +88,7 @@ impl Printer {
                 "\nConfirmation for reported state called with:\n    status_code: {status}\n    version: {version}"
             )),
             Format::Json => self.write_json(&json!({
-                "event": "reported", "device_id": device_id, "status": status, "version": version, "patch": patch
+                "event": "reported", "deviceId": device_id, "status": status, "version": version, "patch": patch
             })),
         }
     }
@@ -124,7 +124,7 @@ impl Printer {
                 session_present,
                 token_expires_at,
             } => (
-                json!({"event": "reconnected", "session_present": session_present, "token_expires_at": token_expires_at}),
+                json!({"event": "reconnected", "sessionPresent": session_present, "tokenExpiresAt": token_expires_at}),
                 format!("Reconnected (session present: {session_present})"),
             ),
             ConnectionEvent::Disconnected { reason } => {
@@ -148,7 +148,7 @@ impl Printer {
                 (j, text)
             }
             ConnectionEvent::Reconnecting { attempt, delay } => (
-                json!({"event": "reconnecting", "attempt": attempt, "delay_ms": delay.as_millis() as u64}),
+                json!({"event": "reconnecting", "attempt": attempt, "delayMs": delay.as_millis() as u64}),
                 format!(
                     "Reconnecting in {:.1} s (attempt {attempt})",
                     delay.as_secs_f64()

@@ -235,7 +235,7 @@ async fn once_with_json_prints_one_document() {
     let doc: Value = serde_json::from_str(out.stdout.trim()).expect("exactly one JSON document");
     assert_eq!(doc["event"], "reported");
     assert_eq!(doc["status"], 204);
-    assert_eq!(doc["device_id"], "cli-json");
+    assert_eq!(doc["deviceId"], "cli-json");
     assert_eq!(doc["patch"], json!({"firmware": "1.2.3"}));
     let twin = hub.rest_twin("cli-json").await;
     assert_eq!(twin["properties"]["reported"]["firmware"], "1.2.3");
@@ -277,11 +277,11 @@ async fn long_running_mode_prints_desired_patches_within_a_second() {
     let mut child = Running::spawn(cmd);
 
     let connected = child.next_event("connected", Duration::from_secs(20)).await;
-    assert_eq!(connected["device_id"], "cli-listen");
+    assert_eq!(connected["deviceId"], "cli-listen");
     assert_eq!(connected["transport"], "mqtt");
-    assert!(connected["session_present"].is_boolean(), "{connected}");
+    assert!(connected["sessionPresent"].is_boolean(), "{connected}");
     let twin = child.next_event("twin", Duration::from_secs(20)).await;
-    assert!(twin["desired_version"].is_u64(), "{twin}");
+    assert!(twin["desiredVersion"].is_u64(), "{twin}");
     let reported = child.next_event("reported", Duration::from_secs(20)).await;
     assert_eq!(reported["status"], 204);
 
@@ -311,12 +311,12 @@ async fn long_running_mode_prints_desired_patches_within_a_second() {
         .next_event("reconnecting", Duration::from_secs(10))
         .await;
     assert_eq!(retry["attempt"], 1);
-    assert!(retry["delay_ms"].is_u64(), "{retry}");
+    assert!(retry["delayMs"].is_u64(), "{retry}");
     let back = child
         .next_event("reconnected", Duration::from_secs(10))
         .await;
-    assert!(back["session_present"].is_boolean(), "{back}");
-    assert!(back["token_expires_at"].is_u64(), "{back}");
+    assert!(back["sessionPresent"].is_boolean(), "{back}");
+    assert!(back["tokenExpiresAt"].is_u64(), "{back}");
     hub.patch_desired("cli-listen", json!({ "telemetryInterval": 20 }))
         .await;
     let desired = child.next_event("desired", Duration::from_secs(2)).await;
