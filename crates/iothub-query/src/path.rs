@@ -48,37 +48,47 @@ const LATE_FIELDS: [&str; 5] = [
 #[derive(Debug, Clone)]
 pub(crate) struct FieldPath {
     /// The first segment as written.
-    first: Box<str>,
-    /// The twin's spelling of the first segment, when it is a known twin field.
-    canonical: Option<&'static str>,
+    first: Key,
+    /// The twin's spelling of the first segment, when it is a known twin field and spelt
+    /// differently in the query.
+    canonical: Option<Key>,
     /// Search the top-level object from its end: twins list `tags`, `properties` and
     /// `capabilities` last (§6.2), so a backward scan reaches them after a few entries.
     from_back: bool,
-    /// The remaining segments, matched exactly.
-    rest: Box<[Box<str>]>,
+    /// The remaining segments, matched exactly. Stored inline (not boxed one by one) so
+    /// the per-row walk reads each segment's length and words without another pointer.
+    rest: Box<[Key]>,
 }
 
 impl FieldPath {
     pub(crate) fn new(path: &Path) -> Self {
         let mut names = path.names();
-        let first: Box<str> = names.next().unwrap_or_default().into();
+        let first: &str = names.next().unwrap_or_default();
         let canonical = TWIN_FIELDS
             .iter()
             .copied()
-            .find(|f| f.eq_ignore_ascii_case(&first));
+            .find(|f| f.eq_ignore_ascii_case(first));
         let from_back = canonical.is_some_and(|c| LATE_FIELDS.contains(&c));
         FieldPath {
-            first,
-            canonical,
+            first: Key::new(first),
+            canonical: canonical.filter(|c| *c != first).map(Key::new),
             from_back,
-            rest: names.map(Box::from).collect(),
+            rest: names.map(Key::new).collect(),
         }
     }
 
     /// True if both paths name the same property (first segment compared
     /// case-insensitively, like lookups).
     pub(crate) fn same_as(&self, other: &FieldPath) -> bool {
-        self.first.eq_ignore_ascii_case(&other.first) && self.rest == other.rest
+        self.first
+            .as_str()
+            .eq_ignore_ascii_case(other.first.as_str())
+            && self.rest.len() == other.rest.len()
+            && self
+                .rest
+                .iter()
+                .zip(other.rest.iter())
+                .all(|(a, b)| a.as_str() == b.as_str())
     }
 
     /// The value at this path, if the twin has one.
@@ -101,20 +111,30 @@ impl FieldPath {
 
     #[inline]
     fn top_level<'v>(&self, obj: &'v Map<String, Value>) -> Option<(&'v String, &'v Value)> {
-        // The spelling as written wins, then the twin's usual spelling, then any key that
-        // matches case-insensitively.
-        if let Some(hit) = lookup(obj, &self.first, self.from_back) {
-            return Some(hit);
+        // The spelling as written wins; the other spellings are out of line so the common
+        // case stays a small loop.
+        match lookup(obj, &self.first, self.from_back) {
+            Some(hit) => Some(hit),
+            None => self.top_level_other_spelling(obj),
         }
+    }
+
+    /// The twin's usual spelling, then any key that matches case-insensitively.
+    #[cold]
+    #[inline(never)]
+    fn top_level_other_spelling<'v>(
+        &self,
+        obj: &'v Map<String, Value>,
+    ) -> Option<(&'v String, &'v Value)> {
         if let Some(hit) = self
             .canonical
-            .filter(|c| **c != *self.first)
+            .as_ref()
             .and_then(|c| lookup(obj, c, self.from_back))
         {
             return Some(hit);
         }
         obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&self.first))
+            .find(|(k, _)| k.eq_ignore_ascii_case(self.first.as_str()))
     }
 }
 
@@ -130,19 +150,17 @@ const LINEAR_MAX: usize = 32;
 #[inline(always)]
 fn lookup<'v>(
     obj: &'v Map<String, Value>,
-    key: &str,
+    key: &Key,
     from_back: bool,
 ) -> Option<(&'v String, &'v Value)> {
     // The entry iterator's length comes from the entries vector the scan reads anyway;
     // `Map::len` reads the hash index's count, which can sit on another cache line.
     let mut entries = obj.iter();
     if entries.len() > LINEAR_MAX {
-        return obj.get_key_value(key);
+        return obj.get_key_value(key.as_str());
     }
     // Keys are unique, so the scan direction changes only how soon the key is found.
-    let is_key = |(k, _): &(&String, &Value)| {
-        k.len() == key.len() && same_bytes(k.as_bytes(), key.as_bytes())
-    };
+    let is_key = |(k, _): &(&String, &Value)| key.is(k);
     if from_back {
         entries.rev().find(is_key)
     } else {
@@ -150,47 +168,94 @@ fn lookup<'v>(
     }
 }
 
-/// Byte equality, inline: keys are short, and a call into libc's `memcmp` per candidate
-/// key was the top entry of the benchmark scan's profile. Lengths 4 to 16 are compared as
-/// two overlapping words, like `memcmp` implementations do.
+/// A string that rows are compared against many times (a path segment, a string
+/// constant), prepared once: its length and the words an equality test loads.
+///
+/// The scan is memory-bound and its speed depends on how many rows the CPU keeps in
+/// flight, so the per-candidate test is kept to a length compare and one or two loads
+/// compared against registers, with no call into libc's `memcmp` and no reload of the
+/// query's own bytes. Lengths 4 to 16 are compared as two overlapping words, like
+/// `memcmp` implementations do.
+#[derive(Debug, Clone)]
+pub(crate) struct Key {
+    text: Box<str>,
+    /// The first word of `text` (4 bytes for lengths 4..=8, 8 bytes for 9..=16).
+    head: u64,
+    /// The last word of `text`, same width as `head`.
+    tail: u64,
+}
+
+impl Key {
+    pub(crate) fn new(text: &str) -> Key {
+        let b = text.as_bytes();
+        let n = b.len();
+        let (head, tail) = match n {
+            4..=8 => (u64::from(word4(b, 0)), u64::from(word4(b, n - 4))),
+            9..=16 => (word8(b, 0), word8(b, n - 8)),
+            _ => (0, 0),
+        };
+        Key {
+            text: text.into(),
+            head,
+            tail,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True if `candidate` is exactly this key.
+    #[inline(always)]
+    pub(crate) fn is(&self, candidate: &str) -> bool {
+        let b = candidate.as_bytes();
+        let n = b.len();
+        if n != self.text.len() {
+            return false;
+        }
+        match n {
+            4..=8 => u64::from(word4(b, 0)) == self.head && u64::from(word4(b, n - 4)) == self.tail,
+            9..=16 => word8(b, 0) == self.head && word8(b, n - 8) == self.tail,
+            _ => b == self.text.as_bytes(),
+        }
+    }
+}
+
+/// The 4 bytes of `s` at `at` as a word; callers guarantee `at + 4 <= s.len()`.
 #[inline(always)]
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word4 = |s: &[u8], at: usize| {
-        s.get(at..at + 4)
-            .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
-    };
-    let word8 = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-    };
-    match n {
-        0..=3 => a == b,
-        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        _ => a == b,
-    }
+fn word4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+/// The 8 bytes of `s` at `at` as a word; callers guarantee `at + 8 <= s.len()`.
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same_bytes;
+    use super::Key;
 
     #[test]
-    fn same_bytes_agrees_with_slice_equality_at_every_length_and_position() {
-        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+    fn key_agrees_with_string_equality_at_every_length_and_position() {
+        let base: String = (0..40u8).map(|i| char::from(b'a' + i % 26)).collect();
         for len in 0..base.len() {
             let a = &base[..len];
-            assert!(same_bytes(a, a));
+            let key = Key::new(a);
+            assert!(key.is(a));
             for at in 0..len {
-                let mut b = a.to_vec();
+                let mut b = a.as_bytes().to_vec();
                 b[at] ^= 0x20;
-                assert!(!same_bytes(a, &b), "len {len}, differing at {at}");
+                let b = String::from_utf8(b).unwrap_or_default();
+                assert!(!key.is(&b), "len {len}, differing at {at}");
             }
         }
-        assert!(!same_bytes(b"abc", b"abcd"));
+        assert!(!Key::new("abc").is("abcd"));
+        assert!(!Key::new("abcd").is("abc"));
     }
 }
