@@ -107,7 +107,7 @@ impl Test {
         Test::General(Code::new(expr))
     }
 
-    #[inline]
+    #[inline(always)]
     fn is_true(&self, twin: &Value) -> bool {
         match self {
             // A missing property or another type is undefined or false: never true.
