@@ -98,11 +98,18 @@ impl FieldPath {
     /// next rows' cache misses.
     #[inline(always)]
     pub(crate) fn resolve<'v>(&self, twin: &'v Value) -> Option<&'v Value> {
-        let (_, mut value) = self.top_level(twin.as_object()?)?;
-        for seg in self.rest.iter() {
-            value = lookup(value.as_object()?, seg, false)?.1;
+        let (_, top) = self.top_level(twin.as_object()?)?;
+        let down = |v: &'v Value, seg: &Key| lookup(v.as_object()?, seg, false).map(|(_, v)| v);
+        // Paths of up to four segments are walked unrolled, so every level has its own
+        // branches: the CPU predicts each level's "found at entry k" pattern separately
+        // and keeps more rows in flight, instead of sharing one loop's history.
+        match &*self.rest {
+            [] => Some(top),
+            [a] => down(top, a),
+            [a, b] => down(down(top, a)?, b),
+            [a, b, c] => down(down(down(top, a)?, b)?, c),
+            longer => longer.iter().try_fold(top, down),
         }
-        Some(value)
     }
 
     /// The value at this path and the key it was found under (the twin's spelling).
@@ -247,7 +254,47 @@ fn word8(s: &[u8], at: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::Key;
+    use serde_json::{json, Value};
+
+    use super::{FieldPath, Key};
+    use crate::ast::Path;
+    use crate::span::{Span, Spanned};
+
+    fn field_path(names: &[&str]) -> FieldPath {
+        FieldPath::new(&Path {
+            segments: names
+                .iter()
+                .map(|n| Spanned::new((*n).to_owned(), Span::default()))
+                .collect(),
+            span: Span::default(),
+        })
+    }
+
+    /// `resolve` unrolls short paths and loops over long ones: every depth must agree
+    /// with `resolve_named`, find the leaf, and miss on an absent or non-object level.
+    #[test]
+    fn resolve_agrees_with_resolve_named_at_every_depth() {
+        let names = ["tags", "a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g"];
+        let mut twin = json!("leaf");
+        for name in names.iter().rev() {
+            twin = json!({ "other": 1, *name: twin, "more": [] });
+        }
+        for depth in 1..=names.len() {
+            let path = field_path(&names[..depth]);
+            let found = path.resolve(&twin);
+            assert!(found.is_some(), "depth {depth}");
+            assert_eq!(found, path.resolve_named(&twin).map(|(_, v)| v));
+            if depth == names.len() {
+                assert_eq!(found, Some(&Value::from("leaf")));
+            }
+            let mut missing = names[..depth].to_vec();
+            missing[depth - 1] = "nope";
+            assert_eq!(field_path(&missing).resolve(&twin), None, "depth {depth}");
+        }
+        let mut through_leaf = names.to_vec();
+        through_leaf.push("deeper");
+        assert_eq!(field_path(&through_leaf).resolve(&twin), None);
+    }
 
     #[test]
     fn key_agrees_with_string_equality_at_every_length_and_position() {
