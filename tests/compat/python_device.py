@@ -26,14 +26,10 @@ from azure.iot.device.exceptions import CredentialError
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import Twin, TwinProperties
 
+from compat_checks import check
+
 WAIT_SECONDS = 20
 
-
-def check(condition, what):
-    if not condition:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
 
 
 def parse_connection_string(text):

@@ -14,6 +14,8 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import QuerySpecification, Twin
 from msrest.exceptions import HttpOperationError
 
+from compat_checks import check, run_query
+
 PLANT_QUERY = "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43'"
 CELLULAR_QUERY = (
     "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43' "
@@ -21,25 +23,6 @@ CELLULAR_QUERY = (
 )
 
 
-def check(condition, what):
-    if not condition:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
-
-
-def run_query(registry, text, page_size=None):
-    """Runs a query to the end; returns (items, number of pages)."""
-    items, pages, token = [], 0, None
-    while True:
-        result = registry.query_iot_hub(QuerySpecification(query=text), token, page_size)
-        pages += 1
-        items.extend(result.items)
-        token = result.continuation_token
-        if not token:
-            return items, pages
-        if pages >= 50:
-            check(False, "paging terminates")
 
 
 def main():

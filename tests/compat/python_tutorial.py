@@ -19,7 +19,9 @@ import time
 
 from azure.iot.device import IoTHubDeviceClient
 from azure.iot.hub import IoTHubRegistryManager
-from azure.iot.hub.models import QuerySpecification, Twin, TwinProperties
+from azure.iot.hub.models import Twin, TwinProperties
+
+from compat_checks import check, run_query
 
 DEVICE_ID = "myDeviceId"
 PLANT_QUERY = "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43'"
@@ -27,21 +29,6 @@ CELLULAR_QUERY = PLANT_QUERY + " AND properties.reported.connectivity.type = 'ce
 WAIT_SECONDS = 10
 
 
-def check(condition, what):
-    if not condition:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    print(f"ok: {what}")
-
-
-def device_ids(registry, text):
-    ids, token = [], None
-    while True:
-        result = registry.query_iot_hub(QuerySpecification(query=text), token, 100)
-        ids.extend(item.device_id for item in result.items)
-        token = result.continuation_token
-        if not token:
-            return ids
 
 
 def back_end(registry, expect_cellular):
@@ -51,8 +38,8 @@ def back_end(registry, expect_cellular):
     print(f"Disabled device count                    : {stats.disabled_device_count}")
     twin = registry.get_twin(DEVICE_ID)
     registry.update_twin(DEVICE_ID, Twin(tags={"location": {"region": "US", "plant": "Redmond43"}}), twin.etag)
-    plant = device_ids(registry, PLANT_QUERY)
-    cellular = device_ids(registry, CELLULAR_QUERY)
+    plant = [twin.device_id for twin in run_query(registry, PLANT_QUERY, 100)[0]]
+    cellular = [twin.device_id for twin in run_query(registry, CELLULAR_QUERY, 100)[0]]
     print(f"Devices in Redmond43: {plant}")
     print(f"Devices in Redmond43 using cellular network: {cellular}")
     check(plant == [DEVICE_ID], "the device is listed under Redmond43")
