@@ -118,6 +118,20 @@ async fn run(mut cmd: Command, limit: Duration) -> Output {
     }
 }
 
+/// A device connection string for a local port with nothing listening on it.
+fn unreachable_connection_string() -> String {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    DeviceConnectionString::with_key(
+        format!("localhost:{port}"),
+        "nobody",
+        SharedAccessKey::generate(),
+    )
+    .expose_connection_string()
+}
+
 /// Reads stdout lines of a long-running child.
 struct Running {
     child: Child,
@@ -401,16 +415,7 @@ async fn bad_credentials_exit_3_at_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_hub_exits_5_after_the_timeout() {
     let hub = Hub::start().await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let conn = DeviceConnectionString::with_key(
-        format!("localhost:{port}"),
-        "nobody",
-        SharedAccessKey::generate(),
-    )
-    .expose_connection_string();
+    let conn = unreachable_connection_string();
     let mut cmd = hub.command(&conn);
     cmd.args(["--once", "--timeout", "2s"]);
     let out = run(cmd, Duration::from_secs(30)).await;
@@ -492,16 +497,7 @@ async fn a_patch_the_hub_rejects_is_invalid_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_while_still_connecting_stops_promptly() {
     let hub = Hub::start().await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let conn = DeviceConnectionString::with_key(
-        format!("localhost:{port}"),
-        "nobody",
-        SharedAccessKey::generate(),
-    )
-    .expose_connection_string();
+    let conn = unreachable_connection_string();
     let mut cmd = hub.command(&conn);
     cmd.args(["--timeout", "30s"]);
     let mut child = Running::spawn(cmd);
