@@ -77,7 +77,8 @@ enum Ended {
 }
 
 /// Runs one client connection to completion.
-pub async fn run<T: Transport>(mut io: T, hub: Hub, endpoint: Endpoint, peer: String) {
+pub async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
+    let hub = &endpoint.hub;
     let mut inbuf = BytesMut::new();
     let connect =
         match tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut io, &mut inbuf)).await {
@@ -96,7 +97,7 @@ pub async fn run<T: Transport>(mut io: T, hub: Hub, endpoint: Endpoint, peer: St
                 return io.close().await;
             }
         };
-    let Some(accepted) = admit(&mut io, &hub, &connect, &peer).await else {
+    let Some(accepted) = admit(&mut io, hub, &connect, &peer).await else {
         return io.close().await;
     };
     // The CONNECT holds the SAS token; nothing below needs it.
@@ -110,16 +111,16 @@ pub async fn run<T: Transport>(mut io: T, hub: Hub, endpoint: Endpoint, peer: St
             &endpoint.shutdown,
         )
         .await;
-    sync_connection_state(&hub, registry, &accepted).await;
+    sync_connection_state(hub, registry, &accepted).await;
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
-    let (session, lease, ended) = serve(&mut io, &hub, accepted.clone(), lease, inbuf).await;
+    let (session, lease, ended) = serve(&mut io, hub, accepted.clone(), lease, inbuf).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
     registry.detach(lease, saved);
-    sync_connection_state(&hub, registry, &accepted).await;
+    sync_connection_state(hub, registry, &accepted).await;
     io.close().await;
 }
 

@@ -114,8 +114,7 @@ impl Endpoint {
                 };
                 match handshake {
                     Ok(Ok(tls)) => {
-                        let hub = endpoint.hub.clone();
-                        driver::run(StreamTransport(tls), hub, endpoint, peer.to_string()).await
+                        driver::run(StreamTransport(tls), endpoint, peer.to_string()).await
                     }
                     Ok(Err(error)) => debug!(%peer, %error, "MQTT TLS handshake failed"),
                     Err(_) => debug!(%peer, "MQTT TLS handshake timed out"),
@@ -149,11 +148,11 @@ impl Endpoint {
                 || "websocket".to_string(),
                 |agent| format!("websocket ({agent})"),
             );
-        let (hub, endpoint) = (self.hub.clone(), self.clone());
+        let endpoint = self.clone();
         ws.read_buffer_size(8 * 1024)
             .max_message_size(MAX_WEBSOCKET_MESSAGE)
             .max_frame_size(MAX_WEBSOCKET_MESSAGE)
-            .on_upgrade(move |socket| driver::run(WebSocketTransport(socket), hub, endpoint, peer))
+            .on_upgrade(move |socket| driver::run(WebSocketTransport(socket), endpoint, peer))
     }
 }
 
