@@ -66,12 +66,7 @@ impl Hub {
                 .get_mut(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             let record = &mut entry.record;
-            if !if_match.matches(&record.etag()) {
-                return Err(HubError::PreconditionFailed(format!(
-                    "Device version did not match, existing etag: {}",
-                    record.etag()
-                )));
-            }
+            check_identity_etag(if_match, record)?;
             if record.enabled != spec.enabled {
                 record.status_updated_time = Some(now_iso());
             }
@@ -106,12 +101,7 @@ impl Hub {
                 .get(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             if let Some(cond) = if_match {
-                if !cond.matches(&entry.record.etag()) {
-                    return Err(HubError::PreconditionFailed(format!(
-                        "Device version did not match, existing etag: {}",
-                        entry.record.etag()
-                    )));
-                }
+                check_identity_etag(cond, &entry.record)?;
             }
             state.devices.remove(id);
             self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }])
@@ -126,11 +116,12 @@ impl Hub {
     /// # Errors
     /// Invalid id, an existing device without SAS keys, storage failure.
     pub async fn ensure_device(&self, id: &str) -> Result<DeviceAuth, HubError> {
-        if self.device_json(id).is_err() {
-            match self.create_device(id, DeviceSpec::default()).await {
-                Ok(_) | Err(HubError::DeviceAlreadyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(keys) = self.device_keys(id) {
+            return Ok(keys);
+        }
+        match self.create_device(id, DeviceSpec::default()).await {
+            Ok(_) | Err(HubError::DeviceAlreadyExists(_)) => {}
+            Err(e) => return Err(e),
         }
         self.device_keys(id).ok_or_else(|| {
             HubError::InvalidArgument(format!("device '{id}' does not use SAS authentication"))
@@ -178,6 +169,18 @@ impl Hub {
             .values()
             .filter(|e| e.record.connection.connected)
             .count() as u64
+    }
+}
+
+/// `PreconditionFailed` unless `cond` matches the device's identity etag.
+fn check_identity_etag(cond: &IfMatch, record: &DeviceRecord) -> Result<(), HubError> {
+    let etag = record.etag();
+    if cond.matches(&etag) {
+        Ok(())
+    } else {
+        Err(HubError::PreconditionFailed(format!(
+            "Device version did not match, existing etag: {etag}"
+        )))
     }
 }
 
