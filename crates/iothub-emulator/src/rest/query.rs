@@ -92,16 +92,18 @@ pub async fn query(
     let returned = continuation.as_ref().map_or(0, |c| c.returned);
 
     let (items, next) = if compiled.is_aggregate() {
-        let rows = hub.query_aggregate(&compiled);
-        let start = usize::try_from(returned)
-            .unwrap_or(usize::MAX)
-            .min(rows.len());
-        let end = start.saturating_add(max_items).min(rows.len());
-        let next = (end < rows.len()).then_some(Continuation {
+        let mut rows = hub.query_aggregate(&compiled);
+        let total = rows.len();
+        let start = usize::try_from(returned).unwrap_or(usize::MAX).min(total);
+        let end = start.saturating_add(max_items).min(total);
+        let next = (end < total).then_some(Continuation {
             after: None,
             returned: end as u64,
         });
-        (rows[start..end].to_vec(), next)
+        // This page's rows, moved out rather than cloned.
+        rows.truncate(end);
+        rows.drain(..start);
+        (rows, next)
     } else {
         let after = continuation.and_then(|c| c.after);
         let page = hub.query_page(&compiled, after.as_deref(), returned, max_items);
