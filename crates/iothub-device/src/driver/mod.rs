@@ -122,17 +122,7 @@ pub(super) enum Flow {
 impl Driver {
     /// Installs the first token; fails if no token can be produced (expired fixed SAS).
     pub(crate) fn new(mut parts: DriverParts) -> Result<Driver, Error> {
-        let username = parts
-            .eventloop
-            .mqtt_options
-            .credentials()
-            .map(|login| login.username)
-            .unwrap_or_default();
-        let token = parts.credentials.token()?;
-        parts
-            .eventloop
-            .mqtt_options
-            .set_credentials(username, token);
+        set_password(&mut parts.eventloop, parts.credentials.token()?);
         Ok(Driver {
             eventloop: parts.eventloop,
             core: Core {
@@ -161,13 +151,7 @@ impl Driver {
             let flow = match self.next_wake().await {
                 Wake::Event(event) => self.on_event(event),
                 Wake::BackoffElapsed => self.reconnect_now(),
-                Wake::ForceReconnect => {
-                    self.drop_connection();
-                    self.core.emit(ConnectionEvent::Disconnected {
-                        reason: DisconnectReason::TokenRenewal,
-                    });
-                    self.reconnect_now()
-                }
+                Wake::ForceReconnect => self.renew_connection(),
                 Wake::Exit(reply) => {
                     self.core.close(None, reply);
                     Flow::Stop
@@ -264,13 +248,7 @@ impl Driver {
             Link::Disconnecting {
                 then: AfterDisconnect::Renew,
                 ..
-            } => {
-                self.drop_connection();
-                self.core.emit(ConnectionEvent::Disconnected {
-                    reason: DisconnectReason::TokenRenewal,
-                });
-                self.reconnect_now()
-            }
+            } => self.renew_connection(),
             other => {
                 self.core.link = other;
                 Flow::Continue
@@ -329,13 +307,7 @@ impl Driver {
     fn reconnect_now(&mut self) -> Flow {
         match self.core.credentials.token() {
             Ok(token) => {
-                let username = self
-                    .eventloop
-                    .mqtt_options
-                    .credentials()
-                    .map(|login| login.username)
-                    .unwrap_or_default();
-                self.eventloop.mqtt_options.set_credentials(username, token);
+                set_password(&mut self.eventloop, token);
                 self.core.link = Link::Connecting;
                 Flow::Continue
             }
@@ -346,6 +318,15 @@ impl Driver {
         }
     }
 
+    /// Ends the link for a token renewal and redials with a fresh token.
+    fn renew_connection(&mut self) -> Flow {
+        self.drop_connection();
+        self.core.emit(ConnectionEvent::Disconnected {
+            reason: DisconnectReason::TokenRenewal,
+        });
+        self.reconnect_now()
+    }
+
     /// Drops the network so the next `poll()` reconnects.
     fn drop_connection(&mut self) {
         self.eventloop.clean();
@@ -353,6 +334,16 @@ impl Driver {
         self.core.protocol.on_disconnected();
     }
 }
+/// Replaces the MQTT password (the SAS token), keeping the username.
+fn set_password(eventloop: &mut EventLoop, token: String) {
+    let username = eventloop
+        .mqtt_options
+        .credentials()
+        .map(|login| login.username)
+        .unwrap_or_default();
+    eventloop.mqtt_options.set_credentials(username, token);
+}
+
 /// Refusals that retrying cannot fix. CONNACK 5 is what IoT Hub sends for every credential
 /// problem (reference §3.4); hammering it would only get the device throttled.
 fn terminal_error(error: &ConnectionError) -> Option<Error> {
