@@ -110,13 +110,7 @@ impl Transport {
             let (retryable, retry_after) = match &failure {
                 Failure::Status {
                     status, headers, ..
-                } => (
-                    is_retryable_status(*status),
-                    headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after),
-                ),
+                } => (is_retryable_status(*status), retry_after(headers)),
                 Failure::Transport(err) => (is_transient(err), None),
             };
             let delay = if retryable {
@@ -197,13 +191,14 @@ impl Transport {
                 let code = headers
                     .get("iothub-errorcode")
                     .and_then(|v| v.to_str().ok());
-                let retry_after = headers
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
                 ServiceError::Hub {
                     operation: operation.to_owned(),
-                    error: Box::new(parse_hub_error(status.as_u16(), code, retry_after, &body)),
+                    error: Box::new(parse_hub_error(
+                        status.as_u16(),
+                        code,
+                        retry_after(&headers),
+                        &body,
+                    )),
                     attempts,
                 }
             }
@@ -258,6 +253,14 @@ impl Transport {
 /// retried because the hub also uses it for requests it cannot process (reference §3.1).
 fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// The hub's `Retry-After` in seconds, if present and readable.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 /// Refused or reset connections and requests that died mid-flight are retried; timeouts are
