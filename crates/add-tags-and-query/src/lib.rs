@@ -48,8 +48,8 @@ use crate::output::{JsonReporter, Reporter, TextReporter};
 /// Runs the tool for a parsed command line, writing its results to `out` and a failure's
 /// one-line message to `err`. Returns the process exit code (see the crate docs).
 ///
-/// This is the whole binary minus argument parsing and logging set-up, so the tutorial example
-/// and tests can run it in-process on their own runtime.
+/// This is the whole binary minus argument parsing and logging set-up, so the workspace's
+/// tutorial example (`examples/tutorial.rs`) can run it in-process on its own runtime.
 pub async fn run(cli: Cli, out: impl Write, err: &mut dyn Write) -> u8 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match execute(cli, out).await {

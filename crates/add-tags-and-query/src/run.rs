@@ -104,12 +104,16 @@ async fn stream_query(
     while let Some(page) = pager.next_page().await? {
         out.query_rows(&page.item_type, &page.items)?;
     }
-    out.query_end(QueryTotals {
+    out.query_end(totals(&pager))?;
+    Ok(())
+}
+
+fn totals(pager: &QueryPager) -> QueryTotals {
+    QueryTotals {
         rows: pager.rows_returned(),
         pages: pager.pages_fetched(),
         requests: pager.requests_sent(),
-    })?;
-    Ok(())
+    }
 }
 
 /// One query's complete result, held while `--wait` decides whether it is final.
@@ -144,11 +148,7 @@ async fn collect_query(
         spec: query.clone(),
         item_type,
         rows,
-        totals: QueryTotals {
-            rows: pager.rows_returned(),
-            pages: pager.pages_fetched(),
-            requests: pager.requests_sent(),
-        },
+        totals: totals(&pager),
     })
 }
 
