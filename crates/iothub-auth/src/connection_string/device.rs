@@ -77,12 +77,8 @@ impl DeviceConnectionString {
     /// given token if it has not expired yet.
     pub fn sas_token(&self, ttl: Duration) -> Result<SasToken, SasError> {
         let now = unix_now();
-        match &self.credential {
-            DeviceCredential::SharedAccessKey(_) => {
-                self.sas_token_expiring_at(now.saturating_add(ttl.as_secs()), now)
-            }
-            DeviceCredential::SharedAccessSignature(_) => self.sas_token_expiring_at(0, now),
-        }
+        // A token credential ignores the requested expiry, so one call covers both kinds.
+        self.sas_token_expiring_at(now.saturating_add(ttl.as_secs()), now)
     }
 
     /// [`DeviceConnectionString::sas_token`] with an explicit clock: a key credential signs a

@@ -25,8 +25,7 @@ pub(crate) fn host_name(field: &'static str, value: &str) -> Result<(), Connecti
     if host.is_empty() {
         return Err(invalid("the host part before ':' is empty"));
     }
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    if !host.bytes().all(allowed) {
+    if !host.bytes().all(is_name_byte) {
         return Err(invalid(
             "a host name may contain only letters, digits, '-', '.' and '_' (plus an optional :port)",
         ));
@@ -52,12 +51,16 @@ pub(crate) fn identity(field: &'static str, value: &str) -> Result<(), Connectio
 
 /// Policy names: at most 64 characters of letters, digits, `-`, `.`, `_`.
 pub(crate) fn policy_name(field: &'static str, value: &str) -> Result<(), ConnectionStringError> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    if value.len() > 64 || !value.bytes().all(allowed) {
+    if value.len() > 64 || !value.bytes().all(is_name_byte) {
         return Err(ConnectionStringError::InvalidValue {
             field,
             reason: "a policy name is at most 64 letters, digits, '-', '.' or '_'",
         });
     }
     Ok(())
+}
+
+/// Letters, digits, `-`, `.`, `_`: what host names and policy names are made of.
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
 }

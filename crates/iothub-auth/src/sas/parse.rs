@@ -167,10 +167,7 @@ fn decode_sr(raw: &str) -> Result<String, SasError> {
     if raw.is_empty() {
         return Err(malformed("field 'sr' is empty"));
     }
-    percent_decode_str(raw)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| malformed("field 'sr' is not UTF-8 after percent-decoding"))
+    percent_decode_utf8("sr", raw)
 }
 
 fn decode_sig(raw: &str) -> Result<Vec<u8>, SasError> {
@@ -196,8 +193,16 @@ fn parse_se(raw: &str) -> Result<u64, SasError> {
 }
 
 fn decode_skn(raw: &str) -> Result<String, SasError> {
+    percent_decode_utf8("skn", raw)
+}
+
+fn percent_decode_utf8(field: &str, raw: &str) -> Result<String, SasError> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| malformed("field 'skn' is not UTF-8 after percent-decoding"))
+        .map_err(|_| {
+            malformed(format!(
+                "field '{field}' is not UTF-8 after percent-decoding"
+            ))
+        })
 }
