@@ -1,6 +1,8 @@
-use iothub_query::ast::{BinaryOp, Expr, ExprKind, Function, Literal, Number, Path, UnaryOp};
+use iothub_query::ast::{BinaryOp, Expr, ExprKind, Literal, Number, Path};
 use iothub_query::{CompiledQuery, Span, Spanned};
 use proptest::prelude::*;
+
+use crate::expr_strategy::{binary, binary_of, call_of, expr, in_of, not_of};
 use serde_json::{json, Value};
 
 fn twins() -> Vec<Value> {
@@ -12,13 +14,6 @@ fn twins() -> Vec<Value> {
         json!({"deviceId": "d3", "tags": {"n": "abc"}}),
         json!({"deviceId": "d4"}),
     ]
-}
-
-fn expr(kind: ExprKind) -> Expr {
-    Expr {
-        kind,
-        span: Span::default(),
-    }
 }
 
 fn path() -> impl Strategy<Value = Expr> {
@@ -79,33 +74,10 @@ fn general() -> impl Strategy<Value = Expr> {
             BinaryOp::Mod,
         ]);
         prop_oneof![
-            (op, inner.clone(), inner.clone()).prop_map(|(op, l, r)| expr(ExprKind::Binary {
-                op,
-                left: Box::new(l),
-                right: Box::new(r),
-            })),
-            inner.clone().prop_map(|e| expr(ExprKind::Unary {
-                op: UnaryOp::Not,
-                expr: Box::new(e)
-            })),
-            (
-                inner.clone(),
-                prop::collection::vec(literal(), 0..3),
-                any::<bool>()
-            )
-                .prop_map(|(e, list, negated)| expr(ExprKind::In {
-                    expr: Box::new(e),
-                    list,
-                    negated
-                })),
-            (
-                prop::sample::select(Function::ALL.to_vec()),
-                prop::collection::vec(inner, 2)
-            )
-                .prop_map(|(func, mut args)| {
-                    args.truncate(func.arity());
-                    expr(ExprKind::Call { func, args })
-                }),
+            binary_of(op, inner.clone()),
+            not_of(inner.clone()),
+            in_of(inner.clone(), literal(), 0..3),
+            call_of(inner),
         ]
     })
 }
@@ -120,14 +92,6 @@ fn comparison_op() -> impl Strategy<Value = BinaryOp> {
         BinaryOp::Le,
         BinaryOp::Ge,
     ])
-}
-
-fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-    expr(ExprKind::Binary {
-        op,
-        left: Box::new(left),
-        right: Box::new(right),
-    })
 }
 
 /// One conjunct: mostly `path <op> constant` (the filter's fast path, either way round),

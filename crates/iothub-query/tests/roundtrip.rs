@@ -1,19 +1,14 @@
 use iothub_query::ast::{
-    Aggregate, AggregateFunc, BinaryOp, Collection, Expr, ExprKind, Function, Literal, Number,
-    Path, Projection, ProjectionItem, Query, Select, SelectList, UnaryOp,
+    Aggregate, AggregateFunc, BinaryOp, Collection, Expr, ExprKind, Literal, Number, Path,
+    Projection, ProjectionItem, Query, Select, SelectList, UnaryOp,
 };
 use iothub_query::{parse, Span, Spanned};
 use proptest::prelude::*;
 
+use crate::expr_strategy::{binary_of, call_of, expr, in_of, not_of};
+
 fn sp<T>(node: T) -> Spanned<T> {
     Spanned::new(node, Span::default())
-}
-
-fn expr(kind: ExprKind) -> Expr {
-    Expr {
-        kind,
-        span: Span::default(),
-    }
 }
 
 /// Property names: plain identifiers, keywords (printed escaped), and names that need the
@@ -84,17 +79,8 @@ fn expression() -> impl Strategy<Value = Expr> {
     ];
     leaf.prop_recursive(5, 48, 3, |inner| {
         prop_oneof![
-            (binary_op(), inner.clone(), inner.clone()).prop_map(|(op, l, r)| expr(
-                ExprKind::Binary {
-                    op,
-                    left: Box::new(l),
-                    right: Box::new(r),
-                }
-            )),
-            inner.clone().prop_map(|e| expr(ExprKind::Unary {
-                op: UnaryOp::Not,
-                expr: Box::new(e)
-            })),
+            binary_of(binary_op(), inner.clone()),
+            not_of(inner.clone()),
             inner
                 .clone()
                 .prop_filter("-<number> is a constant", |e| {
@@ -104,24 +90,8 @@ fn expression() -> impl Strategy<Value = Expr> {
                     op: UnaryOp::Neg,
                     expr: Box::new(e)
                 })),
-            (
-                inner.clone(),
-                prop::collection::vec(literal(), 0..4),
-                any::<bool>()
-            )
-                .prop_map(|(e, list, negated)| expr(ExprKind::In {
-                    expr: Box::new(e),
-                    list,
-                    negated
-                })),
-            (
-                prop::sample::select(Function::ALL.to_vec()),
-                prop::collection::vec(inner, 2)
-            )
-                .prop_map(|(func, mut args)| {
-                    args.truncate(func.arity());
-                    expr(ExprKind::Call { func, args })
-                }),
+            in_of(inner.clone(), literal(), 0..4),
+            call_of(inner),
         ]
     })
 }

@@ -18,6 +18,9 @@ mod select;
 /// Paging over a stable order, and TOP across pages.
 mod paging;
 
+/// Compound expression nodes shared by the two property-test modules below.
+mod expr_strategy;
+
 /// Property tests: the parser never panics, and printing round-trips.
 mod roundtrip;
 
