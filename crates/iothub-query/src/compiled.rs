@@ -94,9 +94,10 @@ impl CompiledQuery {
                 Selection::All
             }
             SelectList::Items(items) => {
-                let has_aggregate = items
-                    .iter()
-                    .any(|p| matches!(p.item, ProjectionItem::Aggregate(_)));
+                let aggregate_query = group_by.is_some()
+                    || items
+                        .iter()
+                        .any(|p| matches!(p.item, ProjectionItem::Aggregate(_)));
                 let mut names: Vec<String> = Vec::new();
                 let mut positional = 0;
                 let mut plain = Vec::new();
@@ -124,7 +125,7 @@ impl CompiledQuery {
                     match &p.item {
                         ProjectionItem::Path(path) => {
                             let fp = FieldPath::new(path);
-                            if has_aggregate || group_by.is_some() {
+                            if aggregate_query {
                                 let grouped = group_by.as_ref().is_some_and(|g| g.same_as(&fp));
                                 if !grouped {
                                     return Err(error(
@@ -145,7 +146,7 @@ impl CompiledQuery {
                     }
                     names.push(name);
                 }
-                if has_aggregate || group_by.is_some() {
+                if aggregate_query {
                     Selection::Aggregate(agg)
                 } else {
                     Selection::Columns(plain)
