@@ -107,10 +107,14 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    fn matches(&self, current: &str) -> bool {
+    /// `PreconditionFailed` ("{what} did not match, existing etag: …") unless this condition
+    /// holds for the `current` etag.
+    fn check(&self, current: &str, what: &str) -> Result<(), HubError> {
         match self {
-            IfMatch::Any => true,
-            IfMatch::Etag(e) => e == current,
+            IfMatch::Etag(e) if e != current => Err(HubError::PreconditionFailed(format!(
+                "{what} did not match, existing etag: {current}"
+            ))),
+            _ => Ok(()),
         }
     }
 }

@@ -56,12 +56,7 @@ impl Hub {
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             let twin = &entry.record.twin;
             if let Some(cond) = if_match {
-                if !cond.matches(&twin.etag_string()) {
-                    return Err(HubError::PreconditionFailed(format!(
-                        "Twin etag did not match, existing etag: {}",
-                        twin.etag_string()
-                    )));
-                }
+                cond.check(&twin.etag_string(), "Twin etag")?;
             }
             if tags.is_none() && desired.is_none() {
                 return Ok(entry.twin_doc().clone());

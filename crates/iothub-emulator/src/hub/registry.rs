@@ -66,7 +66,7 @@ impl Hub {
                 .get_mut(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             let record = &mut entry.record;
-            check_identity_etag(if_match, record)?;
+            if_match.check(&record.etag(), "Device version")?;
             if record.enabled != spec.enabled {
                 record.status_updated_time = Some(now_iso());
             }
@@ -101,7 +101,7 @@ impl Hub {
                 .get(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             if let Some(cond) = if_match {
-                check_identity_etag(cond, &entry.record)?;
+                cond.check(&entry.record.etag(), "Device version")?;
             }
             state.devices.remove(id);
             self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }])
@@ -169,18 +169,6 @@ impl Hub {
             .values()
             .filter(|e| e.record.connection.connected)
             .count() as u64
-    }
-}
-
-/// `PreconditionFailed` unless `cond` matches the device's identity etag.
-fn check_identity_etag(cond: &IfMatch, record: &DeviceRecord) -> Result<(), HubError> {
-    let etag = record.etag();
-    if cond.matches(&etag) {
-        Ok(())
-    } else {
-        Err(HubError::PreconditionFailed(format!(
-            "Device version did not match, existing etag: {etag}"
-        )))
     }
 }
 
