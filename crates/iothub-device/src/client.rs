@@ -120,6 +120,7 @@ impl DeviceClient {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (startup_tx, startup_rx) = oneshot::channel();
         let device_id = conn.device_id.clone();
+        let label = endpoint.label();
         let credentials =
             Credentials::new(conn, options.sas_ttl, options.effective_renewal_margin());
         let driver = Driver::new(DriverParts {
@@ -131,7 +132,7 @@ impl DeviceClient {
             request_timeout: options.request_timeout,
             backoff: options.backoff,
             connect_timeout: options.connect_timeout,
-            endpoint_label: endpoint.label(),
+            endpoint_label: label.clone(),
             startup: startup_tx,
         })?;
         let task = tokio::spawn(driver.run());
@@ -142,7 +143,7 @@ impl DeviceClient {
                 shared,
                 task: Arc::new(Mutex::new(Some(task))),
                 device_id,
-                endpoint: endpoint.label(),
+                endpoint: label,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Closed),

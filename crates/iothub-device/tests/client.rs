@@ -111,11 +111,9 @@ async fn patches_sent_while_the_connection_drops_are_all_acknowledged() {
     };
 
     // Meanwhile drop the connection five times, each time once the client is back.
-    let mut drops = 0;
-    while drops < 5 {
+    for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         faults.drop_device_connection("dev-drops");
-        drops += 1;
         wait_for(&mut events, |e| {
             matches!(
                 e,

@@ -226,11 +226,10 @@ impl Protocol {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.pending
             .values()
-            .flat_map(|p| match p.stage {
-                Stage::RetryAt(at) => [Some(p.deadline), Some(at)],
-                _ => [Some(p.deadline), None],
+            .map(|p| match p.stage {
+                Stage::RetryAt(at) => at.min(p.deadline),
+                _ => p.deadline,
             })
-            .flatten()
             .min()
     }
 
