@@ -1,9 +1,10 @@
 use iothub_query::ast::{BinaryOp, Expr, ExprKind, Literal, Number, Path};
-use iothub_query::{CompiledQuery, Span, Spanned};
+use iothub_query::{Span, Spanned};
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 use crate::expr_strategy::{binary, binary_of, call_of, expr, in_of, not_of};
-use serde_json::{json, Value};
+use crate::fleet::compile;
 
 fn twins() -> Vec<Value> {
     vec![
@@ -121,10 +122,7 @@ fn condition() -> impl Strategy<Value = Expr> {
 }
 
 fn selected(query: &str, twin: &Value) -> bool {
-    match CompiledQuery::compile(query) {
-        Ok(q) => q.matches(twin),
-        Err(e) => panic!("{query}: {e}"),
-    }
+    compile(query).matches(twin)
 }
 
 proptest! {

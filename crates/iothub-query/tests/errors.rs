@@ -153,7 +153,8 @@ fn malformed_queries_have_positioned_errors() {
 
 #[test]
 fn errors_are_data() {
-    let e = error("SELECT * FROM devices WHERE tags.location.plant 'Redmond43'");
+    let text = "SELECT * FROM devices WHERE tags.location.plant 'Redmond43'";
+    let e = error(text);
     assert_eq!(
         e.kind,
         ErrorKind::Expected {
@@ -162,7 +163,6 @@ fn errors_are_data() {
         }
     );
     // The span covers the offending token.
-    let text = "SELECT * FROM devices WHERE tags.location.plant 'Redmond43'";
     assert_eq!(&text[e.span.start..e.span.end], "'Redmond43'");
 }
 
