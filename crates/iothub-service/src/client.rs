@@ -231,7 +231,7 @@ impl ServiceClient {
         let call = Call {
             method,
             path,
-            body: Some(body),
+            body: Some(&body),
             headers: vec![(IF_MATCH, if_match.header_value()?)],
             operation: &operation,
         };

@@ -176,7 +176,7 @@ impl QueryPager {
         let call = Call {
             method: Method::POST,
             path: "/devices/query".into(),
-            body: Some(self.body.clone()),
+            body: Some(&self.body),
             headers,
             operation: &self.operation,
         };

@@ -24,7 +24,8 @@ pub(crate) struct Call<'a> {
     pub method: Method,
     /// Already percent-encoded path, starting with `/`.
     pub path: String,
-    pub body: Option<Vec<u8>>,
+    /// Borrowed: each attempt copies it into its own request.
+    pub body: Option<&'a [u8]>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// For error messages and logs, e.g. `get twin 'd1'`.
     pub operation: &'a str,
@@ -158,10 +159,10 @@ impl Transport {
         for (name, value) in &call.headers {
             req = req.header(name, value.clone());
         }
-        if let Some(body) = &call.body {
+        if let Some(body) = call.body {
             req = req
                 .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
-                .body(body.clone());
+                .body(body.to_vec());
         }
         self.requests_sent.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %call.method, path = %call.path, "request");
