@@ -32,6 +32,19 @@ struct Slots {
     next_connection: u64,
 }
 
+impl Slots {
+    /// Ends `connection` if it is still `client_id`'s active one and returns its slot; `None`
+    /// if a newer connection has replaced it (the slot is then left alone).
+    fn end(&mut self, client_id: &str, connection: u64) -> Option<&mut Slot> {
+        let slot = self.by_client.get_mut(client_id)?;
+        if slot.active.as_ref()?.connection != connection {
+            return None;
+        }
+        slot.active = None;
+        Some(slot)
+    }
+}
+
 /// One client id's state. Slots are kept after disconnect: there is at most one per registered
 /// device, and [`Slot::state_order`] must stay the same object for ordering to hold.
 #[derive(Default)]
@@ -164,20 +177,13 @@ impl SessionRegistry {
     pub fn detach(&self, mut lease: Lease, session: Option<SavedSession>) {
         lease.detached = true;
         let mut slots = self.lock();
-        if let Some(slot) = slots.by_client.get_mut(&lease.client_id) {
-            if slot
-                .active
-                .as_ref()
-                .is_some_and(|a| a.connection == lease.connection)
-            {
-                slot.active = None;
-                slot.saved = session.map(|mut saved| {
-                    while let Ok(notification) = lease.outbox.try_recv() {
-                        saved.queue_desired(notification);
-                    }
-                    saved
-                });
-            }
+        if let Some(slot) = slots.end(&lease.client_id, lease.connection) {
+            slot.saved = session.map(|mut saved| {
+                while let Ok(notification) = lease.outbox.try_recv() {
+                    saved.queue_desired(notification);
+                }
+                saved
+            });
         }
         drop(slots);
         lease.released.cancel();
@@ -239,15 +245,7 @@ impl Drop for Lease {
             return;
         }
         let mut slots = self.registry.lock();
-        if let Some(slot) = slots.by_client.get_mut(&self.client_id) {
-            if slot
-                .active
-                .as_ref()
-                .is_some_and(|a| a.connection == self.connection)
-            {
-                slot.active = None;
-            }
-        }
+        slots.end(&self.client_id, self.connection);
         drop(slots);
         self.released.cancel();
     }
