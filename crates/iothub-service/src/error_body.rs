@@ -132,7 +132,8 @@ fn get_ci<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a 
     })
 }
 
-fn truncate(text: &str, max: usize) -> String {
+/// `text` cut to `max` characters, with `…` when something was cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((idx, _)) => format!("{}…", &text[..idx]),
         None => text.to_owned(),

@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::ServiceError;
+use crate::error_body::truncate;
 use crate::transport::{Call, Transport};
 
 const CONTINUATION: &str = "x-ms-continuation";
@@ -20,11 +21,7 @@ const ITEM_TYPE: &str = "x-ms-item-type";
 const MAX_QUERY_IN_MESSAGE: usize = 200;
 
 fn shorten(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(max) {
-        Some((idx, _)) => format!("{}…", &flat[..idx]),
-        None => flat,
-    }
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
 }
 
 /// What the rows of a query page are (`x-ms-item-type`, matched case-insensitively).
