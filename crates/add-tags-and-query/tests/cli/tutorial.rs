@@ -267,17 +267,14 @@ async fn wait_polls_until_the_device_reports() {
     let mut log = String::new();
     // Report connectivity only once the command has seen the device missing, so the run
     // necessarily polls more than once.
+    let mut reported = false;
     while let Some(line) = stderr.next_line().await.expect("stderr readable") {
         log.push_str(&line);
         log.push('\n');
-        if line.contains("polling again") {
-            break;
+        if !reported && line.contains("polling again") {
+            hub.report_cellular("myDeviceId").await;
+            reported = true;
         }
-    }
-    hub.report_cellular("myDeviceId").await;
-    while let Some(line) = stderr.next_line().await.expect("stderr readable") {
-        log.push_str(&line);
-        log.push('\n');
     }
     let status = child.wait().await.expect("binary exits");
     let out = Run {
