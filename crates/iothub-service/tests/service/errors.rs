@@ -27,11 +27,8 @@ async fn wrong_key_is_unauthorized_and_never_printed() {
     let hub = TestHub::start().await;
     let key = SharedAccessKey::generate();
     let key_text = key.expose_base64().to_owned();
-    let cs = ServiceConnectionString::new(
-        hub.connection().host_name.clone(),
-        "iothubowner".to_owned(),
-        key,
-    );
+    let cs =
+        ServiceConnectionString::new(hub.connection().host_name, "iothubowner".to_owned(), key);
     let client = hub.client_for(cs);
     let err = client.registry_statistics().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
