@@ -21,27 +21,18 @@ impl Hub {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
-        // Render documents changed since the last scan, then scan immutably.
-        for entry in state
-            .devices
-            .range_mut::<str, _>((lower, Bound::Unbounded))
-            .map(|(_, e)| e)
-        {
-            entry.twin_doc();
-        }
+        // Documents changed since the last scan are rendered as the page reaches them, so rows
+        // beyond the page are not rendered for it.
         let rows = state
             .devices
-            .range::<str, _>((lower, Bound::Unbounded))
-            .filter_map(|(k, e)| e.twin_doc.as_ref().map(|doc| (k.as_str(), doc)));
+            .range_mut::<str, _>((lower, Bound::Unbounded))
+            .map(|(k, e)| (k.as_str(), e.twin_doc()));
         query.page(rows, already_returned, max_items)
     }
 
     /// All rows of an aggregate query over device twins.
     pub fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
         let mut state = self.lock();
-        for entry in state.devices.values_mut() {
-            entry.twin_doc();
-        }
-        query.aggregate(state.devices.values().filter_map(|e| e.twin_doc.as_ref()))
+        query.aggregate(state.devices.values_mut().map(|e| e.twin_doc()))
     }
 }
