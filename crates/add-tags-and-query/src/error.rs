@@ -1,6 +1,7 @@
 //! The command's errors and their exit codes (DESIGN.md "CLI conventions"):
 //! 0 ok · 1 other failure · 2 invalid usage or input · 3 authentication rejected ·
-//! 4 device not found · 5 hub unreachable or timed out.
+//! 4 device not found · 5 hub unreachable, throttled beyond the retry budget, or `--wait`
+//! timed out.
 
 use std::time::Duration;
 
