@@ -247,29 +247,20 @@ async fn execute(
     let mut replies = Vec::new();
     let mut pending = queue.drain(..);
     while let Some(action) = pending.next() {
-        match action {
-            Action::Send(packet) => {
-                if let Err(error) = codec::encode(&packet, out) {
-                    return Some(error.into());
-                }
+        let ended = match action {
+            Action::Activity => {
+                hub.record_activity(device_id);
+                None
             }
-            Action::Activity => hub.record_activity(device_id),
-            Action::Close(reason) => return Some(Ended::Session(reason)),
             Action::Twin(request) => {
                 let (rid, outcome) = perform(hub, device_id, request).await;
                 session.on_twin_outcome(&rid, &outcome, &mut replies);
-                for reply in replies.drain(..) {
-                    match reply {
-                        Action::Send(packet) => {
-                            if let Err(error) = codec::encode(&packet, out) {
-                                return Some(error.into());
-                            }
-                        }
-                        Action::Close(reason) => return Some(Ended::Session(reason)),
-                        Action::Activity | Action::Twin(_) => {}
-                    }
-                }
+                replies.drain(..).find_map(|reply| emit(reply, out))
             }
+            other => emit(other, out),
+        };
+        if ended.is_some() {
+            return ended;
         }
         if out.len() >= FLUSH_THRESHOLD {
             // The rest runs after this much has been written; order is preserved.
@@ -281,6 +272,16 @@ async fn execute(
     // Hand the emptied allocation back so the next batch reuses it.
     *actions = queue;
     None
+}
+
+/// Encodes a `Send` into `out`; returns why to close for a `Close` or an encoding failure.
+/// `Activity` and `Twin` are `execute`'s to run (a twin outcome never produces them).
+fn emit(action: Action, out: &mut BytesMut) -> Option<Ended> {
+    match action {
+        Action::Send(packet) => codec::encode(&packet, out).err().map(Ended::from),
+        Action::Close(reason) => Some(Ended::Session(reason)),
+        Action::Activity | Action::Twin(_) => None,
+    }
 }
 
 /// Runs a twin operation, unless fault injection says to fail it; returns the request id with
