@@ -67,4 +67,4 @@ pub use clock::unix_now;
 pub use connection_string::{DeviceConnectionString, DeviceCredential, ServiceConnectionString};
 pub use error::{ConnectionStringError, ConnectionStringKind, KeyError, SasError};
 pub use key::SharedAccessKey;
-pub use sas::{ParsedSas, SasToken};
+pub use sas::{encode_component, ParsedSas, SasToken};

@@ -65,7 +65,7 @@ impl Endpoint {
         );
         if !product_info.is_empty() {
             u.push_str("&DeviceClientType=");
-            u.push_str(&percent_encode(product_info));
+            u.push_str(&iothub_auth::encode_component(product_info));
         }
         u
     }
@@ -118,19 +118,6 @@ fn bracket_ipv6(host: &str) -> String {
     } else {
         host.to_owned()
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, upper-case hex.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -218,6 +205,9 @@ mod tests {
 
     #[test]
     fn product_info_is_percent_encoded() {
-        assert_eq!(percent_encode("a b/(c);é"), "a%20b%2F%28c%29%3B%C3%A9");
+        assert_eq!(
+            iothub_auth::encode_component("a b/(c);é"),
+            "a%20b%2F%28c%29%3B%C3%A9"
+        );
     }
 }

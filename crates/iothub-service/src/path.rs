@@ -1,22 +1,14 @@
 //! Request paths with percent-encoded IDs (device IDs may contain `# ? % + ; : $ '` …).
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-
 use crate::error::ServiceError;
 
-/// Everything but RFC 3986 unreserved characters is encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Encodes one path segment, refusing the empty ID (which would address the collection).
+/// Encodes one path segment (everything but RFC 3986 unreserved characters, as the SDKs do),
+/// refusing the empty ID (which would address the collection).
 pub(crate) fn segment(id: &str) -> Result<String, ServiceError> {
     if id.is_empty() {
         return Err(ServiceError::InvalidArgument("device ID is empty".into()));
     }
-    Ok(utf8_percent_encode(id, SEGMENT).to_string())
+    Ok(iothub_auth::encode_component(id))
 }
 
 #[cfg(test)]

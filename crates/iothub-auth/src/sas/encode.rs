@@ -11,8 +11,9 @@ const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Percent-encodes a SAS field value (resource URI, base64 signature, policy name).
-pub(crate) fn encode_component(value: &str) -> String {
+/// Percent-encodes a SAS field value (resource URI, base64 signature, policy name), or any
+/// other URL component the IoT Hub clients send (path segments, MQTT username parameters).
+pub fn encode_component(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED_KEPT).to_string()
 }
 

@@ -6,6 +6,7 @@ mod parse;
 mod scope;
 mod verify;
 
+pub use encode::encode_component;
 pub use generate::SasToken;
 pub use parse::ParsedSas;
 

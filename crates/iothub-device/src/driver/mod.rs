@@ -263,7 +263,8 @@ impl Driver {
         self.core.protocol.on_disconnected();
         let message = error.to_string();
         if let Some(terminal) = terminal_error(error) {
-            tracing::warn!("connection refused for good: {terminal}");
+            // Returned to the caller, who reports it; a log line would say it twice.
+            tracing::debug!("connection refused for good: {terminal}");
             self.core.close(Some(terminal), None);
             return Flow::Stop;
         }
