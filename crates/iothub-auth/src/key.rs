@@ -113,7 +113,9 @@ impl fmt::Display for SharedAccessKey {
 mod tests {
     use super::*;
 
-    /// Key of the Python SDK's signing-mechanism test (reference §2.5, vector 1).
+    /// Key of the Python device SDK's signing-mechanism unit test
+    /// (`tests/unit/common/auth/test_signing_mechanism.py` in
+    /// <https://github.com/Azure/azure-iot-sdk-python>).
     const PY_KEY: &str = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=";
 
     #[test]

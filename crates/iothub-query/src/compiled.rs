@@ -5,7 +5,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::aggregate::{self, AggColumn};
-use crate::ast::{Collection, ProjectionItem, Query, SelectList};
+use crate::ast::{Collection, Path, Projection, ProjectionItem, Query, SelectList};
 use crate::error::{ErrorKind, QueryError};
 use crate::filter::Filter;
 use crate::parse::parse;
@@ -81,77 +81,10 @@ impl CompiledQuery {
     /// suitable as an HTTP 400 message.
     pub fn compile(text: &str) -> Result<CompiledQuery, QueryError> {
         let ast = parse(text)?;
-        let error = |span, kind| QueryError::at(text, span, kind);
         let group_by = ast.group_by.as_ref().map(FieldPath::new);
         let select = match &ast.select.list {
-            SelectList::All => {
-                if let Some(g) = &ast.group_by {
-                    return Err(error(
-                        g.span,
-                        ErrorKind::Unsupported("GROUP BY with SELECT *"),
-                    ));
-                }
-                Selection::All
-            }
-            SelectList::Items(items) => {
-                let aggregate_query = group_by.is_some()
-                    || items
-                        .iter()
-                        .any(|p| matches!(p.item, ProjectionItem::Aggregate(_)));
-                let mut names: Vec<String> = Vec::new();
-                let mut positional = 0;
-                let mut plain = Vec::new();
-                let mut agg = Vec::new();
-                for p in items {
-                    // Output names as the query predicts them; top-level names are
-                    // compared case-insensitively because the twin decides their spelling.
-                    let name = match (&p.alias, &p.item) {
-                        (Some(a), _) => a.node.clone(),
-                        (None, ProjectionItem::Path(path)) if path.segments.len() == 1 => {
-                            path.segments[0].node.to_ascii_lowercase()
-                        }
-                        (None, ProjectionItem::Path(path)) => {
-                            path.names().last().unwrap_or_default().to_owned()
-                        }
-                        (None, ProjectionItem::Aggregate(_)) => {
-                            positional += 1;
-                            format!("${positional}")
-                        }
-                    };
-                    if names.contains(&name) {
-                        return Err(error(p.span, ErrorKind::DuplicateName(name)));
-                    }
-                    let alias: Option<Box<str>> = p.alias.as_ref().map(|a| a.node.as_str().into());
-                    match &p.item {
-                        ProjectionItem::Path(path) => {
-                            let fp = FieldPath::new(path);
-                            if aggregate_query {
-                                let grouped = group_by.as_ref().is_some_and(|g| g.same_as(&fp));
-                                if !grouped {
-                                    return Err(error(
-                                        path.span,
-                                        ErrorKind::NotGrouped(path.to_string()),
-                                    ));
-                                }
-                                agg.push(AggColumn::Key { alias });
-                            } else {
-                                plain.push((fp, alias));
-                            }
-                        }
-                        ProjectionItem::Aggregate(a) => agg.push(AggColumn::Agg {
-                            func: a.func,
-                            arg: a.arg.as_ref().map(FieldPath::new),
-                            name: name.as_str().into(),
-                        }),
-                    }
-                    names.push(name);
-                }
-                if aggregate_query {
-                    Selection::Aggregate(agg)
-                } else {
-                    Selection::Columns(plain)
-                }
-            }
+            SelectList::All => select_all(text, ast.group_by.as_ref())?,
+            SelectList::Items(items) => select_items(text, items, group_by.as_ref())?,
         };
         Ok(CompiledQuery {
             filter: ast.where_clause.as_ref().map(Filter::new),
@@ -314,6 +247,107 @@ impl CompiledQuery {
         };
         out.truncate(limit);
         out
+    }
+}
+
+/// `SELECT *`: whole twins, which cannot be grouped.
+fn select_all(text: &str, group_by: Option<&Path>) -> Result<Selection, QueryError> {
+    match group_by {
+        Some(g) => Err(QueryError::at(
+            text,
+            g.span,
+            ErrorKind::Unsupported("GROUP BY with SELECT *"),
+        )),
+        None => Ok(Selection::All),
+    }
+}
+
+/// A list of projections and aggregates. With GROUP BY or any aggregate it is an aggregate
+/// query, in which a plain path may only be the GROUP BY property itself.
+fn select_items(
+    text: &str,
+    items: &[Projection],
+    group_by: Option<&FieldPath>,
+) -> Result<Selection, QueryError> {
+    let aggregate_query = group_by.is_some()
+        || items
+            .iter()
+            .any(|p| matches!(p.item, ProjectionItem::Aggregate(_)));
+    let mut names = OutputNames::default();
+    let mut plain = Vec::new();
+    let mut agg = Vec::new();
+    for p in items {
+        let name = names.claim(text, p)?;
+        let alias: Option<Box<str>> = p.alias.as_ref().map(|a| a.node.as_str().into());
+        match &p.item {
+            ProjectionItem::Path(path) if aggregate_query => {
+                agg.push(group_key_column(text, path, alias, group_by)?);
+            }
+            ProjectionItem::Path(path) => plain.push((FieldPath::new(path), alias)),
+            ProjectionItem::Aggregate(a) => agg.push(AggColumn::Agg {
+                func: a.func,
+                arg: a.arg.as_ref().map(FieldPath::new),
+                name: name.as_str().into(),
+            }),
+        }
+    }
+    Ok(if aggregate_query {
+        Selection::Aggregate(agg)
+    } else {
+        Selection::Columns(plain)
+    })
+}
+
+/// A plain path in an aggregate query: allowed only as the GROUP BY property.
+fn group_key_column(
+    text: &str,
+    path: &Path,
+    alias: Option<Box<str>>,
+    group_by: Option<&FieldPath>,
+) -> Result<AggColumn, QueryError> {
+    if group_by.is_some_and(|g| g.same_as(&FieldPath::new(path))) {
+        Ok(AggColumn::Key { alias })
+    } else {
+        Err(QueryError::at(
+            text,
+            path.span,
+            ErrorKind::NotGrouped(path.to_string()),
+        ))
+    }
+}
+
+/// The member names a SELECT list writes, as the query predicts them, so that no two items
+/// write the same member.
+#[derive(Default)]
+struct OutputNames {
+    taken: Vec<String>,
+    /// Unnamed aggregates so far; they are called `$1`, `$2`, ….
+    positional: usize,
+}
+
+impl OutputNames {
+    /// Records and returns the name `p` writes: its alias; a one-segment path in lower case
+    /// (top-level names compare case-insensitively because the twin decides their spelling);
+    /// a longer path's last segment; `$n` for an unnamed aggregate.
+    fn claim(&mut self, text: &str, p: &Projection) -> Result<String, QueryError> {
+        let name = match (&p.alias, &p.item) {
+            (Some(a), _) => a.node.clone(),
+            (None, ProjectionItem::Path(path)) if path.segments.len() == 1 => {
+                path.segments[0].node.to_ascii_lowercase()
+            }
+            (None, ProjectionItem::Path(path)) => {
+                path.names().last().unwrap_or_default().to_owned()
+            }
+            (None, ProjectionItem::Aggregate(_)) => {
+                self.positional += 1;
+                format!("${}", self.positional)
+            }
+        };
+        if self.taken.contains(&name) {
+            return Err(QueryError::at(text, p.span, ErrorKind::DuplicateName(name)));
+        }
+        self.taken.push(name.clone());
+        Ok(name)
     }
 }
 

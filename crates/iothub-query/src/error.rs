@@ -8,7 +8,8 @@ use std::fmt;
 
 use crate::span::Span;
 
-/// The longest query text accepted, in characters (IoT Hub's documented limit).
+/// The longest query text accepted, in characters (IoT Hub's documented limit,
+/// ARCHITECTURE.md#limits).
 pub const MAX_QUERY_CHARS: usize = 8192;
 
 /// A query that could not be compiled.

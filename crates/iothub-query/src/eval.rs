@@ -1,7 +1,7 @@
 //! Expression evaluation over one twin, with IoT Hub's (Cosmos DB-derived) semantics:
 //! a missing property is `undefined`; comparing values of different types, or anything
 //! with an object or array, is `undefined`; `AND`/`OR`/`NOT` are three-valued; only
-//! `true` selects a row.
+//! `true` selects a row (ARCHITECTURE.md#query-language).
 //!
 //! Compiled expressions ([`Code`]) hold pre-resolved paths and constants; evaluating one
 //! borrows from the twin and the query and allocates nothing.

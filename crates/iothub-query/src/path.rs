@@ -53,7 +53,8 @@ pub(crate) struct FieldPath {
     /// differently in the query.
     canonical: Option<Key>,
     /// Search the top-level object from its end: twins list `tags`, `properties` and
-    /// `capabilities` last (§6.2), so a backward scan reaches them after a few entries.
+    /// `capabilities` last (ARCHITECTURE.md#service-rest-api), so a backward scan reaches them
+    /// after a few entries.
     from_back: bool,
     /// The remaining segments, matched exactly. Stored inline (not boxed one by one) so
     /// the per-row walk reads each segment's length and words without another pointer.

@@ -7,7 +7,8 @@ pub(crate) fn covers(token_resource: &str, requested: &str) -> bool {
     if token_host.is_empty() || !token_host.eq_ignore_ascii_case(requested_host) {
         return false;
     }
-    // Prefix by whole segment (DOC-SAS): `/a/b` covers `/a/b` and `/a/b/c`, never `/a/bc`.
+    // Prefix by whole segment, as IoT Hub scopes tokens (ARCHITECTURE.md#sas-tokens): `/a/b`
+    // covers `/a/b` and `/a/b/c`, never `/a/bc`.
     match requested_path.strip_prefix(token_path) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,

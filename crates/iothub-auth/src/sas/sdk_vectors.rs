@@ -1,6 +1,10 @@
-//! The test vectors of reference §2.5: the SDK test suites' own vectors and tokens produced by
-//! running the real Python and Node SDKs. Each is checked in both directions where possible:
-//! our generator reproduces the token byte for byte, and our verifier accepts it.
+//! SAS test vectors (ARCHITECTURE.md#sas-tokens): the official SDK test suites' own vectors
+//! (`tests/unit/common/auth/test_signing_mechanism.py` in
+//! <https://github.com/Azure/azure-iot-sdk-python>, `common/core/test/_shared_access_signature_test.js`
+//! in <https://github.com/Azure/azure-iot-sdk-node>), tokens produced by running the published
+//! Python and Node SDKs, and one C-SDK-style token (raw `sr`, lower-case escapes) computed from
+//! that SDK's algorithm. Each is checked in both directions where possible: our generator
+//! reproduces the token byte for byte, and our verifier accepts it.
 
 use super::{ParsedSas, SasToken};
 use crate::error::SasError;
