@@ -1,17 +1,16 @@
 //! Command-line arguments (clap derive). Parsing only validates; reading files, parsing the
 //! connection string and JSON happen in [`crate::config`].
 //!
-//! Conventions: `short` only where DESIGN.md names one (`-c`, `-o`, `-v`); upper-case value
-//! names; every flag's doc comment is its `--help` text.
+//! Conventions shared with the other binaries (README "CLI reference"): `short` only for
+//! `-c`, `-o` and `-v`; upper-case value names; every flag's doc comment is its `--help` text.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
-
-use crate::duration_arg::parse_duration;
+use iothub_cli::parse_duration;
+/// The connection string's type; re-exported so callers need not name `iothub-cli`.
+pub use iothub_cli::Secret;
 
 /// The shape of `-o json`, shown in `--help`. Keep in sync with `output/json.rs` (a test
 /// parses the real output against these names).
@@ -123,30 +122,6 @@ pub enum OutputFormat {
     Text,
     /// One JSON document.
     Json,
-}
-
-/// A secret argument: prints as `<redacted>` in Debug so `Cli` can be logged safely.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret text; call sites are the only places it is read.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,12 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use iothub_auth::ServiceConnectionString;
-use iothub_service::{IfMatch, TwinPatch};
-use serde_json::json;
+use iothub_cli::{load_ca_file, parse_json_arg};
+use iothub_service::{IfMatch, ServiceError, TwinPatch};
+use serde_json::{json, Value};
 
 use crate::cli::{Cli, OutputFormat};
 use crate::error::AppError;
-use crate::json_arg::parse_json_arg;
 
 /// The tutorial's first query.
 pub const REDMOND43_QUERY: &str = "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43'";
@@ -81,95 +81,112 @@ impl Config {
     /// Validates and resolves the arguments.
     ///
     /// # Errors
-    /// [`AppError::Usage`] / [`AppError::ConnectionString`] naming the bad argument.
+    /// An [`AppError`] with exit code 2 naming the bad argument.
     pub fn from_cli(cli: Cli) -> Result<Config, AppError> {
         let connection: ServiceConnectionString = cli.connection_string.expose().parse()?;
         let ca_pem = match &cli.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                AppError::Usage(format!("--ca-file: cannot read '{}': {e}", path.display()))
-            })?),
+            Some(path) => Some(load_ca_file(path)?.into_pem()),
             None => None,
         };
         let update = if cli.no_update {
             None
         } else {
-            let tags = match &cli.tags {
-                Some(raw) => parse_json_arg("--tags", raw)?,
-                None => json!({"location": {"region": "US", "plant": "Redmond43"}}),
-            };
-            let desired = cli
-                .desired
-                .as_deref()
-                .map(|raw| parse_json_arg("--desired", raw))
-                .transpose()?;
-            let patch = TwinPatch::from_json(Some(tags), desired).map_err(|e| {
-                AppError::Usage(
-                    e.to_string()
-                        .replace("invalid argument: ", "--tags/--desired: "),
-                )
-            })?;
-            let if_match = match &cli.etag {
-                Some(etag) => {
-                    let if_match = IfMatch::Etag(etag.clone());
-                    if_match
-                        .header_value()
-                        .map_err(|e| AppError::Usage(format!("--etag: {e}")))?;
-                    if_match
-                }
-                None => IfMatch::Any,
-            };
-            Some(TwinUpdate {
-                device_id: cli.device_id.clone(),
-                patch,
-                if_match,
-                etag: cli.etag.clone(),
-            })
+            Some(twin_update(&cli)?)
         };
-        let queries = if cli.queries.is_empty() {
-            vec![
-                QuerySpec {
-                    heading: "Devices in Redmond43".into(),
-                    sql: REDMOND43_QUERY.into(),
-                },
-                QuerySpec {
-                    heading: "Devices in Redmond43 using cellular network".into(),
-                    sql: REDMOND43_CELLULAR_QUERY.into(),
-                },
-            ]
-        } else {
-            cli.queries
-                .iter()
-                .map(|sql| {
-                    if sql.trim().is_empty() {
-                        return Err(AppError::Usage("--query: the query is empty".into()));
-                    }
-                    Ok(QuerySpec {
-                        heading: format!("Results of {}", sql.trim()),
-                        sql: sql.clone(),
-                    })
-                })
-                .collect::<Result<_, _>>()?
-        };
-        let wait = cli.wait.map(|timeout| WaitSpec {
-            device_id: cli
-                .expect_device
-                .clone()
-                .unwrap_or_else(|| cli.device_id.clone()),
-            timeout,
-            poll_interval: WAIT_POLL_INTERVAL,
-        });
         Ok(Config {
             connection,
             ca_pem,
             list_devices: !cli.no_list,
             update,
-            queries,
+            queries: query_specs(&cli.queries)?,
             page_size: cli.page_size.and_then(NonZeroU32::new),
             top: cli.top,
-            wait,
+            wait: wait_spec(&cli),
             output: cli.output,
         })
     }
+}
+
+/// `--device-id`, `--tags` (default: the tutorial's location), `--desired` and `--etag`.
+fn twin_update(cli: &Cli) -> Result<TwinUpdate, AppError> {
+    let tags = match &cli.tags {
+        Some(raw) => parse_json_arg("--tags", raw)?,
+        None => tutorial_tags(),
+    };
+    let desired = cli
+        .desired
+        .as_deref()
+        .map(|raw| parse_json_arg("--desired", raw))
+        .transpose()?;
+    let patch = TwinPatch::from_json(Some(tags), desired).map_err(|error| match error {
+        ServiceError::NotAnObject { section, found } => {
+            AppError::PatchNotAnObject { section, found }
+        }
+        other => AppError::from(other),
+    })?;
+    Ok(TwinUpdate {
+        device_id: cli.device_id.clone(),
+        patch,
+        if_match: if_match(cli.etag.as_deref())?,
+        etag: cli.etag.clone(),
+    })
+}
+
+/// `{"location":{"region":"US","plant":"Redmond43"}}`, as the tutorial's script writes it.
+fn tutorial_tags() -> Value {
+    json!({"location": {"region": "US", "plant": "Redmond43"}})
+}
+
+/// `--etag`: checked now, so a malformed one is a usage error rather than a failed request.
+fn if_match(etag: Option<&str>) -> Result<IfMatch, AppError> {
+    let Some(etag) = etag else {
+        return Ok(IfMatch::Any);
+    };
+    let if_match = IfMatch::Etag(etag.to_owned());
+    if_match
+        .header_value()
+        .map_err(|e| AppError::Usage(format!("--etag: {e}")))?;
+    Ok(if_match)
+}
+
+/// `--query` (repeatable), or the tutorial's two queries with their headings.
+fn query_specs(queries: &[String]) -> Result<Vec<QuerySpec>, AppError> {
+    if queries.is_empty() {
+        return Ok(vec![
+            QuerySpec {
+                heading: "Devices in Redmond43".into(),
+                sql: REDMOND43_QUERY.into(),
+            },
+            QuerySpec {
+                heading: "Devices in Redmond43 using cellular network".into(),
+                sql: REDMOND43_CELLULAR_QUERY.into(),
+            },
+        ]);
+    }
+    queries
+        .iter()
+        .map(|sql| {
+            if sql.trim().is_empty() {
+                return Err(AppError::Usage("--query: the query is empty".into()));
+            }
+            Ok(QuerySpec {
+                heading: format!("Results of {}", sql.trim()),
+                sql: sql.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `--wait` with `--expect-device`, which defaults to `--device-id`.
+fn wait_spec(cli: &Cli) -> Option<WaitSpec> {
+    cli.wait.map(|timeout| WaitSpec {
+        device_id: cli
+            .expect_device
+            .clone()
+            .unwrap_or_else(|| cli.device_id.clone()),
+        timeout,
+        poll_interval: WAIT_POLL_INTERVAL,
+    })
 }
 
 #[cfg(test)]

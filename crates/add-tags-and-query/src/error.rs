@@ -1,32 +1,34 @@
-//! The command's errors and their exit codes (DESIGN.md "CLI conventions"):
-//! 0 ok · 1 other failure · 2 invalid usage or input · 3 authentication rejected ·
-//! 4 device not found · 5 hub unreachable, throttled beyond the retry budget, or `--wait`
-//! timed out.
+//! The command's errors and their exit codes ([`iothub_cli::exit`]): 0 ok · 1 other failure
+//! (e.g. a stale `--etag`, an untrusted certificate) · 2 invalid usage or input (arguments,
+//! connection string, JSON, CA file, query) · 3 authentication rejected · 4 device not found ·
+//! 5 hub unreachable, throttled beyond the retry budget, or `--wait` timed out.
 
 use std::time::Duration;
 
-use iothub_service::{ErrorKind, ServiceError};
-
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: any failure not listed below (e.g. a stale `--etag`, an untrusted certificate).
-pub const EXIT_OTHER: u8 = 1;
-/// Exit code: invalid usage or input (arguments, connection string, JSON, query).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: the hub rejected the credentials or the policy's permissions.
-pub const EXIT_AUTH: u8 = 3;
-/// Exit code: the device does not exist.
-pub const EXIT_NOT_FOUND: u8 = 4;
-/// Exit code: the hub could not be reached, kept throttling, or `--wait` ran out.
-pub const EXIT_UNREACHABLE: u8 = 5;
+use iothub_cli::{exit, CaFileError, JsonArgError};
+use iothub_service::{ErrorKind, PatchSection, ServiceError};
 
 /// Why the command failed. `Display` is the one-line message printed to stderr; none of the
 /// variants can carry a key or a connection string.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Bad arguments or input files.
+    /// Bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// A `--tags`/`--desired` value that is not JSON, or an unreadable `@file`.
+    #[error(transparent)]
+    JsonArg(#[from] JsonArgError),
+    /// A `--ca-file` that cannot be read or holds no usable certificate.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    /// `--tags` or `--desired` is valid JSON but not an object.
+    #[error("--tags/--desired: {section} must be a JSON object, got {found}")]
+    PatchNotAnObject {
+        /// Which part of the patch.
+        section: PatchSection,
+        /// What it was instead, e.g. `an array`.
+        found: &'static str,
+    },
     /// The connection string was rejected by iothub-auth (its message carries the hint when
     /// a device connection string was given).
     #[error("--connection-string: {0}")]
@@ -64,20 +66,24 @@ impl AppError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Usage(_) | AppError::ConnectionString(_) => EXIT_USAGE,
+            AppError::Usage(_)
+            | AppError::JsonArg(_)
+            | AppError::CaFile(_)
+            | AppError::PatchNotAnObject { .. }
+            | AppError::ConnectionString(_) => exit::USAGE,
             AppError::Service { error, .. } => match error.kind() {
-                ErrorKind::BadRequest | ErrorKind::InvalidInput => EXIT_USAGE,
-                ErrorKind::Unauthorized => EXIT_AUTH,
-                ErrorKind::NotFound => EXIT_NOT_FOUND,
+                ErrorKind::BadRequest | ErrorKind::InvalidInput => exit::USAGE,
+                ErrorKind::Unauthorized => exit::AUTH,
+                ErrorKind::NotFound => exit::DEVICE_NOT_FOUND,
                 ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Throttled => {
-                    EXIT_UNREACHABLE
+                    exit::UNREACHABLE
                 }
-                _ => EXIT_OTHER,
+                _ => exit::OTHER,
             },
-            AppError::WaitTimedOut { .. } => EXIT_UNREACHABLE,
+            AppError::WaitTimedOut { .. } => exit::UNREACHABLE,
             // A closed pipe (`| head`) is the reader's choice, not a failure.
-            AppError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
-            AppError::Output(_) => EXIT_OTHER,
+            AppError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+            AppError::Output(_) => exit::OTHER,
         }
     }
 
@@ -111,17 +117,17 @@ mod tests {
 
     #[test]
     fn usage_and_output_codes() {
-        assert_eq!(AppError::Usage("x".into()).exit_code(), EXIT_USAGE);
+        assert_eq!(AppError::Usage("x".into()).exit_code(), exit::USAGE);
         let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed");
-        assert_eq!(AppError::Output(pipe).exit_code(), EXIT_OK);
+        assert_eq!(AppError::Output(pipe).exit_code(), exit::OK);
         let other = std::io::Error::other("disk full");
-        assert_eq!(AppError::Output(other).exit_code(), EXIT_OTHER);
+        assert_eq!(AppError::Output(other).exit_code(), exit::OTHER);
         let wait = AppError::WaitTimedOut {
             device: "d".into(),
             waited: Duration::from_secs(2),
             missing: vec!["A".into(), "B".into()],
         };
-        assert_eq!(wait.exit_code(), EXIT_UNREACHABLE);
+        assert_eq!(wait.exit_code(), exit::UNREACHABLE);
         assert_eq!(
             wait.to_string(),
             "timed out after 2s waiting for device 'd' to appear in: A; B"
@@ -131,7 +137,20 @@ mod tests {
     #[test]
     fn service_error_codes() {
         let e = AppError::from(ServiceError::InvalidArgument("page size".into()));
-        assert_eq!(e.exit_code(), EXIT_USAGE);
+        assert_eq!(e.exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn a_non_object_patch_names_both_flags_and_the_section() {
+        let e = AppError::PatchNotAnObject {
+            section: PatchSection::Desired,
+            found: "an array",
+        };
+        assert_eq!(
+            e.to_string(),
+            "--tags/--desired: desired properties must be a JSON object, got an array"
+        );
+        assert_eq!(e.exit_code(), exit::USAGE);
     }
 
     #[test]

@@ -28,15 +28,13 @@
 
 pub mod cli;
 mod config;
-mod duration_arg;
 mod error;
-mod json_arg;
-pub mod logging;
 mod output;
 mod run;
 
 use std::io::Write;
 
+use iothub_cli::exit;
 use iothub_service::ServiceClient;
 
 pub use crate::cli::Cli;
@@ -48,15 +46,15 @@ use crate::output::{JsonReporter, Reporter, TextReporter};
 /// Runs the tool for a parsed command line, writing its results to `out` and a failure's
 /// one-line message to `err`. Returns the process exit code (see the crate docs).
 ///
-/// This is the whole binary minus argument parsing and logging set-up, so the workspace's
-/// tutorial example (`examples/tutorial.rs`) can run it in-process on its own runtime.
+/// This is the whole binary minus argument parsing, logging set-up and the crypto provider
+/// install, so the workspace's tutorial example (`examples/tutorial.rs`) can run it in-process
+/// on its own runtime.
 pub async fn run(cli: Cli, out: impl Write, err: &mut dyn Write) -> u8 {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match execute(cli, out).await {
-        Ok(()) => error::EXIT_OK,
+        Ok(()) => exit::OK,
         Err(failure) => {
             let code = failure.exit_code();
-            if code != error::EXIT_OK {
+            if code != exit::OK {
                 let _ = writeln!(err, "add-tags-and-query: error: {}", failure.one_line());
             }
             code

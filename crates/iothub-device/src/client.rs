@@ -96,7 +96,9 @@ impl DeviceClient {
         );
         // IoT Hub keeps subscriptions for clean_session = 0, like every official SDK uses.
         mqtt.set_clean_session(false);
-        // rumqttc panics below one second; the hub's cap is 1,177 s (reference §3.2).
+        // rumqttc panics below one second; the hub's cap is 1,177 s: it times out a client after
+        // 1.5 × its keep-alive, at most 29.45 min
+        // (<https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
         mqtt.set_keep_alive(
             options
                 .keep_alive

@@ -56,7 +56,8 @@ impl Endpoint {
         }
     }
 
-    /// `{host}/{client id}/?api-version=…&DeviceClientType=…` (reference §3.1).
+    /// `{host}/{client id}/?api-version=…&DeviceClientType=…`
+    /// (<https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
     pub(crate) fn username(&self, product_info: &str) -> String {
         let mut u = format!(
             "{}/{}/?api-version={API_VERSION}",

@@ -1,5 +1,6 @@
 //! The client's error type. Messages never contain keys, tokens or connection strings.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::protocol::RequestError;
@@ -11,13 +12,13 @@ pub enum Error {
     /// The hub refused the credentials (CONNACK 4 or 5). Retrying with the same credentials is
     /// pointless, so the client stops at once.
     #[error("the hub rejected the device credentials ({0})")]
-    AuthenticationRejected(String),
+    AuthenticationRejected(ConnackRefusal),
     /// The connection string carries a fixed SAS token that has expired; it cannot be renewed.
     #[error("the SAS token in the connection string has expired; supply a new one, or a SharedAccessKey so the client can sign its own")]
     TokenExpired,
     /// The hub refused the connection for a reason other than credentials (CONNACK 1 or 2).
     #[error("the hub refused the connection ({0})")]
-    Refused(String),
+    Refused(ConnackRefusal),
     /// No connection could be made before the connect timeout.
     #[error("could not connect to {endpoint} within {after:?}: {last_error}")]
     Unreachable {
@@ -60,6 +61,47 @@ pub enum Error {
     Closed,
 }
 
+/// A CONNACK refusal that retrying cannot fix (MQTT 3.1.1 section 3.2.2.3; code 3, "server
+/// unavailable", is retried instead). IoT Hub answers every credential problem, an unknown or
+/// disabled device included, with [`ConnackRefusal::NotAuthorized`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnackRefusal {
+    /// 1: unacceptable protocol version.
+    UnacceptableProtocolVersion,
+    /// 2: identifier (client id) rejected.
+    IdentifierRejected,
+    /// 4: bad user name or password.
+    BadUserNameOrPassword,
+    /// 5: not authorized.
+    NotAuthorized,
+}
+
+impl ConnackRefusal {
+    /// The return code on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            ConnackRefusal::UnacceptableProtocolVersion => 1,
+            ConnackRefusal::IdentifierRejected => 2,
+            ConnackRefusal::BadUserNameOrPassword => 4,
+            ConnackRefusal::NotAuthorized => 5,
+        }
+    }
+}
+
+impl fmt::Display for ConnackRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The names rumqttc gives these codes, which the messages have always shown.
+        let name = match self {
+            ConnackRefusal::UnacceptableProtocolVersion => "RefusedProtocolVersion",
+            ConnackRefusal::IdentifierRejected => "BadClientId",
+            ConnackRefusal::BadUserNameOrPassword => "BadUserNamePassword",
+            ConnackRefusal::NotAuthorized => "NotAuthorized",
+        };
+        write!(f, "CONNACK {name}")
+    }
+}
+
 impl Error {
     /// Whether the hub rejected the credentials (CLI exit code 3).
     pub fn is_authentication(&self) -> bool {
@@ -79,5 +121,28 @@ impl From<RequestError> for Error {
             RequestError::Timeout { after } => Error::Timeout(after),
             RequestError::InvalidResponse(m) => Error::InvalidResponse(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_print_as_before_and_carry_their_code() {
+        let e = Error::AuthenticationRejected(ConnackRefusal::NotAuthorized);
+        assert_eq!(
+            e.to_string(),
+            "the hub rejected the device credentials (CONNACK NotAuthorized)"
+        );
+        assert!(e.is_authentication());
+        let e = Error::Refused(ConnackRefusal::IdentifierRejected);
+        assert_eq!(
+            e.to_string(),
+            "the hub refused the connection (CONNACK BadClientId)"
+        );
+        assert!(!e.is_authentication());
+        assert_eq!(ConnackRefusal::NotAuthorized.code(), 5);
+        assert_eq!(ConnackRefusal::UnacceptableProtocolVersion.code(), 1);
     }
 }

@@ -51,7 +51,7 @@ mod twin;
 
 pub use backoff::Backoff;
 pub use client::{ConnectionEvents, DesiredUpdates, DeviceClient, ReportedAck};
-pub use error::Error;
+pub use error::{ConnackRefusal, Error};
 pub use events::{ConnectionEvent, DisconnectReason};
 pub use fanout::Subscription;
 pub use options::{ClientOptions, TransportKind};

@@ -1,7 +1,7 @@
 //! The rustls client configuration: system roots plus an optional extra CA, ring provider.
 //!
 //! Built here rather than through rumqttc's `TlsConfiguration::Simple`, which trusts only the
-//! given CA and drops the system roots (reference §3.5).
+//! given CA and drops the system roots (ARCHITECTURE.md#device-mqtt).
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! `iothub-emulator`: a local Azure IoT Hub (see the emulator contract in DESIGN.md).
+//! `iothub-emulator`: a local Azure IoT Hub (what it implements: README "Emulator fidelity";
+//! how it is built: ARCHITECTURE.md#inside-the-emulator).
 //!
 //! Starts both listeners, writes the ready file once they accept connections, prints `export`
 //! lines on stdout (so `eval "$(iothub-emulator …)"`-style use works) and a banner on stderr,
@@ -10,7 +11,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgAction, Parser};
+use iothub_cli::{exit, StopSignals};
 use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
@@ -45,18 +47,16 @@ struct Cli {
     /// Once every listener accepts connections, write this JSON file atomically.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// More logging on stderr (-v: device connections, -vv: debug, -vvv: dependencies too);
+    /// RUST_LOG overrides.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    verbose: u8,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    iothub_cli::init_logging(cli.verbose);
+    iothub_cli::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,19 +64,23 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("iothub-emulator: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::OTHER);
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::OK),
         Err(message) => {
             eprintln!("iothub-emulator: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::OTHER)
         }
     }
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    // Before the ready file exists: a script that sends SIGTERM as soon as it sees the file
+    // must get a clean shutdown, not the default "die at once".
+    let mut signals =
+        StopSignals::listen().map_err(|e| format!("cannot listen for SIGINT/SIGTERM: {e}"))?;
     let config = EmulatorConfig {
         hostname: cli.hostname,
         bind: cli.bind,
@@ -95,8 +99,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     print_exports(&emulator, &cli.devices, &devices);
     print_banner(&emulator, cli.in_memory);
 
-    wait_for_signal().await?;
-    eprintln!("iothub-emulator: shutting down");
+    let signal = signals.recv().await;
+    eprintln!("iothub-emulator: shutting down ({})", signal.name());
     // Acknowledged writes are already committed; the bound only guards against a stuck client.
     if tokio::time::timeout(SHUTDOWN_GRACE, emulator.shutdown())
         .await
@@ -182,24 +186,6 @@ fn print_banner(emulator: &RunningEmulator, in_memory: bool) {
         ca = emulator.ca_file().display(),
         state = if in_memory { "in memory" } else { "durable (data dir)" },
     );
-}
-
-async fn wait_for_signal() -> Result<(), String> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
-    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,14 @@ pub enum ServiceError {
     /// The caller passed an argument the client refuses before sending anything.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A twin patch section ([`crate::TwinPatch::from_json`]) is JSON but not an object.
+    #[error("invalid argument: {section} must be a JSON object, got {found}")]
+    NotAnObject {
+        /// The section.
+        section: crate::PatchSection,
+        /// What it was instead: `an array`, `a string`, `null`, ...
+        found: &'static str,
+    },
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
@@ -163,9 +171,9 @@ impl ServiceError {
             ServiceError::Timeout { .. } => ErrorKind::Timeout,
             ServiceError::Tls { .. } => ErrorKind::Tls,
             ServiceError::Protocol { .. } | ServiceError::Build(_) => ErrorKind::Other,
-            ServiceError::InvalidCa(_) | ServiceError::InvalidArgument(_) => {
-                ErrorKind::InvalidInput
-            }
+            ServiceError::InvalidCa(_)
+            | ServiceError::InvalidArgument(_)
+            | ServiceError::NotAnObject { .. } => ErrorKind::InvalidInput,
         }
     }
 
@@ -192,6 +200,7 @@ impl ServiceError {
             ServiceError::Tls { .. } | ServiceError::Protocol { .. } => 1,
             ServiceError::InvalidCa(_)
             | ServiceError::InvalidArgument(_)
+            | ServiceError::NotAnObject { .. }
             | ServiceError::Build(_) => 0,
         }
     }

@@ -1,5 +1,6 @@
-//! Parsing the hub's error answers (reference §3 and §10a): the `iothub-errorcode` header
-//! first, then the body in either of its two formats:
+//! Parsing the hub's error answers (ARCHITECTURE.md#service-rest-api; the codes are listed at
+//! <https://learn.microsoft.com/rest/api/iothub/common-error-codes>): the `iothub-errorcode`
+//! header first, then the body in either of its two formats:
 //!
 //! * Format A: `{"Message":"ErrorCode:<Name>;<text>","ExceptionMessage":"Tracking ID:…"}`
 //! * Format B: `{"Message":"{\"errorCode\":404001,\"trackingId\":\"…\",\"message\":\"…\"}"}`
@@ -140,7 +141,8 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// Names of the numeric codes a Format-B body may carry (reference §3.3), so callers can
+/// Names of the numeric codes a Format-B body may carry
+/// (<https://learn.microsoft.com/rest/api/iothub/common-error-codes>), so callers can
 /// match on names whichever format the hub used.
 fn code_name(numeric: u64) -> Option<&'static str> {
     Some(match numeric {

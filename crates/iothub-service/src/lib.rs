@@ -56,7 +56,8 @@ pub use client::{ServiceClient, ServiceClientBuilder, USER_AGENT};
 pub use devices::{DevicePager, LIST_DEVICES_QUERY};
 pub use error::{ErrorKind, HubError, ServiceError};
 pub use model::{
-    Device, DeviceSummary, IfMatch, RegistryStatistics, Twin, TwinPatch, TwinProperties,
+    Device, DeviceSummary, IfMatch, PatchSection, RegistryStatistics, Twin, TwinPatch,
+    TwinProperties,
 };
 pub use query::{ItemType, QueryPage, QueryPager};
 pub use retry::RetryPolicy;

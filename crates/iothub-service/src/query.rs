@@ -1,5 +1,6 @@
 //! The query pager: one `POST /devices/query` per page, following `x-ms-continuation` until
-//! the hub stops sending it (reference §7). Pages are handed out as they arrive; nothing
+//! the hub stops sending it (<https://learn.microsoft.com/rest/api/iothub/service/query/get-twins>,
+//! ARCHITECTURE.md#service-rest-api). Pages are handed out as they arrive; nothing
 //! accumulates unless the caller keeps the pages.
 
 use std::num::NonZeroU32;

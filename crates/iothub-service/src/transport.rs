@@ -14,7 +14,9 @@ use crate::error_body::{parse_hub_error, parse_retry_after};
 use crate::retry::RetryPolicy;
 use crate::sas_cache::SasCache;
 
-/// The REST API version every request carries (reference §1.1: what C#, Node and Python send).
+/// The REST API version every request carries: the one Microsoft's REST reference documents
+/// (<https://learn.microsoft.com/rest/api/iothub/service/devices/get-twin>) and the official
+/// C#, Node and Python service SDKs send (ARCHITECTURE.md#service-rest-api).
 pub const API_VERSION: &str = "2021-04-12";
 
 const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -126,7 +128,9 @@ impl Transport {
             };
             match delay {
                 Some(delay) => {
-                    tracing::warn!(
+                    // Info, not a warning: a retry that succeeds is routine, and one that
+                    // runs out ends in an error that counts the attempts.
+                    tracing::info!(
                         operation = call.operation,
                         attempt = attempts,
                         delay_ms = delay.as_millis() as u64,
@@ -251,7 +255,8 @@ impl Transport {
 }
 
 /// 429 (throttled) and 503 (unavailable) are the hub's "try again later"; 500 is not
-/// retried because the hub also uses it for requests it cannot process (reference §3.1).
+/// retried because the hub also uses it for requests it cannot process
+/// (ARCHITECTURE.md#service-rest-api).
 fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
 }

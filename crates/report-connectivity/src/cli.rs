@@ -1,16 +1,15 @@
 //! Command-line surface (clap derive). Validation only; no I/O here — `config` turns this
 //! into a runnable [`crate::config::Config`].
 //!
-//! Conventions (shared with add-tags-and-query, see DESIGN.md): `short` only where the design
-//! names one, upper-case value names, env fallbacks for the connection string and CA file, and
-//! env values hidden from `--help` because they are secrets.
+//! Conventions shared with the other binaries (README "CLI reference"): `short` only for `-c`,
+//! `-o` and `-v`, upper-case value names, env fallbacks for the connection string and CA file,
+//! and env values hidden from `--help` because they are secrets.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
-
-use crate::duration;
+use iothub_cli::{parse_positive_duration, Secret};
 
 const AFTER_HELP: &str = "\
 Output (-o json): one JSON object per line, with an \"event\" field:
@@ -26,11 +25,12 @@ Output (-o json): one JSON object per line, with an \"event\" field:
 With --once only the \"reported\" object is printed.
 
 Exit codes: 0 ok, 1 other failure, 2 invalid usage or input, 3 authentication rejected,
-5 hub unreachable or timed out.";
+5 hub unreachable or timed out. (4, device not found, is not used: over MQTT the hub refuses
+an unknown device like a wrong key, with exit 3.)";
 
 /// Simulated device of the device-twins tutorial: reports its connectivity in the twin's
 /// reported properties, then prints desired-property updates until Ctrl-C.
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 #[command(name = "report-connectivity", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Device connection string: HostName=…;DeviceId=…;SharedAccessKey=… (optionally
@@ -42,7 +42,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "CONNECTION_STRING"
     )]
-    pub connection_string: String,
+    pub connection_string: Secret,
 
     /// Extra trusted CA certificate(s), PEM; the system roots stay trusted.
     #[arg(long, env = "IOTHUB_CA_FILE", value_name = "PEM")]
@@ -62,7 +62,7 @@ pub struct Cli {
 
     /// Keep listening for desired updates this long after reporting, then disconnect and exit 0
     /// (e.g. 30s, 5m). Default: until Ctrl-C.
-    #[arg(long, value_name = "D", value_parser = duration::parse_positive, conflicts_with = "once")]
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration, conflicts_with = "once")]
     pub duration: Option<Duration>,
 
     /// MQTT over TLS (port 8883) or over secure WebSockets (port 443).
@@ -70,11 +70,11 @@ pub struct Cli {
     pub transport: TransportArg,
 
     /// Lifetime of each SAS token the device signs; the connection is renewed before expiry.
-    #[arg(long, value_name = "D", default_value = "1h", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "D", default_value = "1h", value_parser = parse_positive_duration)]
     pub sas_ttl: Duration,
 
     /// Connect timeout, and how long to wait for each answer from the hub.
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse_positive)]
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
     /// Output format: the tutorial's text, or JSON lines.
@@ -129,6 +129,7 @@ mod tests {
         assert_eq!(cli.timeout, Duration::from_secs(30));
         assert_eq!(cli.output, Format::Text);
         assert_eq!(cli.duration, None);
+        assert!(!format!("{cli:?}").contains("a2V5"), "the key never prints");
     }
 
     #[test]
@@ -170,7 +171,7 @@ mod tests {
             &["--timeout", "soon"],
             &["--transport", "amqp"],
         ] {
-            let err = parse(args).err().expect("must fail");
+            let err = parse(args).expect_err("must fail");
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
     }

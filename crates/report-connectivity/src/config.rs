@@ -1,33 +1,48 @@
 //! Turns parsed arguments into what a run needs: the connection string, client options and
 //! the reported patch. All input validation (exit code 2) happens here, before any network I/O.
 
-use std::path::Path;
 use std::time::Duration;
 
+use iothub_cli::{load_ca_file, parse_json_arg};
 use iothub_device::{ClientOptions, DeviceConnectionString, TransportKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Format, TransportArg};
 use crate::error::AppError;
 
+/// Everything a run needs.
 pub struct Config {
+    /// The device and its credentials.
     pub conn: DeviceConnectionString,
+    /// Transport, CA, token lifetime and timeouts.
     pub options: ClientOptions,
+    /// The reported properties to send.
     pub patch: Value,
+    /// `--once`: stop after the acknowledgement.
     pub once: bool,
+    /// `--duration`: listen this long after reporting.
     pub duration: Option<Duration>,
+    /// `-o`.
     pub format: Format,
 }
 
 impl Config {
+    /// Validates and resolves the arguments.
+    ///
+    /// # Errors
+    /// An [`AppError`] with exit code 2 naming the bad argument.
     pub fn from_cli(cli: Cli) -> Result<Config, AppError> {
         // The auth crate's errors never echo the text (it may hold a key) and carry a hint when
         // a service connection string was passed for a device one.
         let conn: DeviceConnectionString = cli
             .connection_string
+            .expose()
             .parse()
-            .map_err(|e| AppError::Usage(format!("invalid device connection string: {e}")))?;
-        let ca_pem = cli.ca_file.as_deref().map(read_ca).transpose()?;
+            .map_err(AppError::ConnectionString)?;
+        let ca_pem = match &cli.ca_file {
+            Some(path) => Some(load_ca_file(path)?.into_pem()),
+            None => None,
+        };
         let patch = match &cli.reported {
             Some(arg) => parse_patch(arg)?,
             None => json!({ "connectivity": { "type": cli.connectivity } }),
@@ -54,27 +69,11 @@ impl Config {
     }
 }
 
-fn read_ca(path: &Path) -> Result<Vec<u8>, AppError> {
-    std::fs::read(path)
-        .map_err(|e| AppError::Usage(format!("cannot read CA file {}: {e}", path.display())))
-}
-
 /// `--reported`: inline JSON, or `@path` to a JSON file. Must be an object.
 fn parse_patch(arg: &str) -> Result<Value, AppError> {
-    let (text, source) = match arg.strip_prefix('@') {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .map_err(|e| AppError::Usage(format!("cannot read --reported file {path}: {e}")))?,
-            path.to_owned(),
-        ),
-        None => (arg.to_owned(), "--reported".to_owned()),
-    };
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| AppError::Usage(format!("{source} is not valid JSON: {e}")))?;
+    let value = parse_json_arg("--reported", arg)?;
     if !value.is_object() {
-        return Err(AppError::Usage(format!(
-            "{source} must be a JSON object (the reported properties to merge)"
-        )));
+        return Err(AppError::ReportedNotAnObject);
     }
     Ok(value)
 }
@@ -120,7 +119,9 @@ mod tests {
             &["-c", DEVICE, "--reported", "[1]"][..],
             &["-c", DEVICE, "--reported", "{not json"],
             &["-c", DEVICE, "--reported", "@/nonexistent/p.json"],
+            &["-c", DEVICE, "--reported", "@/dev/zero"],
             &["-c", DEVICE, "--ca-file", "/nonexistent/ca.pem"],
+            &["-c", DEVICE, "--ca-file", "/dev/null"],
             &["-c", "HostName=h.net"],
         ] {
             let err = config(args).err().expect("must fail");

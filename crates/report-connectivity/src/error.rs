@@ -1,13 +1,30 @@
-//! The CLI's failures and their exit codes (DESIGN.md: 0 ok · 1 other · 2 invalid usage or
-//! input · 3 authentication rejected · 4 device not found · 5 hub unreachable or timed out).
+//! The CLI's failures and their exit codes ([`iothub_cli::exit`]): 0 ok · 1 other failure
+//! (including Ctrl-C before the hub acknowledged) · 2 invalid usage or input · 3
+//! authentication rejected · 5 hub unreachable or timed out. Code 4 (device not found) is never
+//! returned: over MQTT the hub answers an unknown device with the same CONNACK 5 as a wrong
+//! key, which is exit 3.
 
-use iothub_device::Error as DeviceError;
+use std::str::FromStr;
 
+use iothub_cli::{exit, CaFileError, JsonArgError};
+use iothub_device::{DeviceConnectionString, Error as DeviceError};
+
+/// Why the run failed. `Display` is the message printed after `report-connectivity: error: `.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Bad arguments or input files.
-    #[error("{0}")]
-    Usage(String),
+    /// The connection string is not a device connection string (the message says what is
+    /// wrong, with a hint when a service string was given, and never echoes the key).
+    #[error("invalid device connection string: {0}")]
+    ConnectionString(<DeviceConnectionString as FromStr>::Err),
+    /// `--reported` is not JSON, or its `@file` cannot be read.
+    #[error(transparent)]
+    JsonArg(#[from] JsonArgError),
+    /// `--ca-file` cannot be read or holds no usable certificate.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    /// `--reported` is JSON but not an object.
+    #[error("--reported: must be a JSON object (the reported properties to merge)")]
+    ReportedNotAnObject,
     /// From the device client.
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -17,18 +34,22 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Usage(_) => 2,
-            AppError::Device(e) if e.is_authentication() => 3,
-            AppError::Device(e) if e.is_unreachable_or_timeout() => 5,
+            AppError::ConnectionString(_)
+            | AppError::JsonArg(_)
+            | AppError::CaFile(_)
+            | AppError::ReportedNotAnObject => exit::USAGE,
+            AppError::Device(e) if e.is_authentication() => exit::AUTH,
+            AppError::Device(e) if e.is_unreachable_or_timeout() => exit::UNREACHABLE,
             // A CA file or gateway setting we cannot use is bad input, not a runtime failure.
             AppError::Device(
                 DeviceError::Tls(_) | DeviceError::Config(_) | DeviceError::InvalidPatch(_),
-            ) => 2,
+            ) => exit::USAGE,
             // The hub found the reported patch malformed (bad key, too deep, too large).
-            AppError::Device(DeviceError::Status { status: 400, .. }) => 2,
-            AppError::Device(_) | AppError::Other(_) => 1,
+            AppError::Device(DeviceError::Status { status: 400, .. }) => exit::USAGE,
+            AppError::Device(_) | AppError::Other(_) => exit::OTHER,
         }
     }
 
@@ -52,14 +73,15 @@ impl AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iothub_device::ConnackRefusal;
     use std::time::Duration;
 
     #[test]
-    fn exit_codes_follow_the_design() {
-        assert_eq!(AppError::Usage("x".into()).exit_code(), 2);
+    fn exit_codes_follow_the_conventions() {
+        assert_eq!(AppError::ReportedNotAnObject.exit_code(), 2);
         assert_eq!(
             AppError::from(DeviceError::AuthenticationRejected(
-                "CONNACK NotAuthorized".into()
+                ConnackRefusal::NotAuthorized
             ))
             .exit_code(),
             3

@@ -1,6 +1,7 @@
 //! One run of the simulated device: connect, read the twin, report, then (unless `--once`)
 //! print desired updates until Ctrl-C, SIGTERM or `--duration`, and disconnect cleanly.
 
+use iothub_cli::{StopSignal, StopSignals};
 use iothub_device::{ConnectionEvent, DeviceClient};
 use tokio::time::{sleep_until, Instant};
 
@@ -8,13 +9,26 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::output::{Printer, StopReason};
 
+/// Runs the device until `--once`, `--duration`, a signal or a terminal error.
+///
+/// # Errors
+/// The device client's error, or [`AppError::Other`] when a signal came before the hub
+/// acknowledged the report.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let printer = Printer::new(config.format, config.once);
     let transport = config.options.transport.as_str();
     // Listen for Ctrl-C/SIGTERM from the start: an interrupt while connecting or reporting
     // must still end with a clean DISCONNECT, not the default "die on SIGINT".
-    let signal = shutdown_signal();
+    let mut signals = StopSignals::listen()
+        .map_err(|e| AppError::Other(format!("cannot listen for Ctrl-C and SIGTERM: {e}")))?;
+    let signal = stop_reason(&mut signals);
     tokio::pin!(signal);
+    // From here on a signal is handled; `-v` shows this line, and harnesses wait for it.
+    tracing::info!(
+        device = %config.conn.device_id,
+        transport,
+        "connecting; Ctrl-C or SIGTERM disconnects and stops"
+    );
 
     let client = tokio::select! {
         client = DeviceClient::connect(config.conn, config.options) => client?,
@@ -77,26 +91,11 @@ async fn report(
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM on Unix (how service managers and test harnesses stop processes).
-async fn shutdown_signal() -> StopReason {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => StopReason::CtrlC,
-                _ = term.recv() => StopReason::Sigterm,
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                StopReason::CtrlC
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        StopReason::CtrlC
+/// The next SIGINT or SIGTERM, as the reason printed in the `stopped` event.
+async fn stop_reason(signals: &mut StopSignals) -> StopReason {
+    match signals.recv().await {
+        StopSignal::Interrupt => StopReason::CtrlC,
+        StopSignal::Terminate => StopReason::Sigterm,
     }
 }
 

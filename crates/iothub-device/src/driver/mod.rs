@@ -24,7 +24,7 @@ mod state;
 
 use crate::backoff::Backoff;
 use crate::credentials::Credentials;
-use crate::error::Error;
+use crate::error::{ConnackRefusal, Error};
 use crate::events::{ConnectionEvent, DisconnectReason};
 use crate::fanout::Fanout;
 use crate::protocol::{Protocol, Request, Response, MAX_IN_FLIGHT};
@@ -346,16 +346,25 @@ fn set_password(eventloop: &mut EventLoop, token: String) {
 }
 
 /// Refusals that retrying cannot fix. CONNACK 5 is what IoT Hub sends for every credential
-/// problem (reference §3.4); hammering it would only get the device throttled.
+/// problem (ARCHITECTURE.md#device-mqtt; the Azure IoT C SDK's
+/// <https://github.com/Azure/azure-iot-sdk-c/blob/main/doc/connection_and_messaging_reliability.md>
+/// says the same); hammering it would only get the device throttled.
 fn terminal_error(error: &ConnectionError) -> Option<Error> {
     match error {
         ConnectionError::ConnectionRefused(code) => match code {
-            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized => {
-                Some(Error::AuthenticationRejected(format!("CONNACK {code:?}")))
+            ConnectReturnCode::BadUserNamePassword => Some(Error::AuthenticationRejected(
+                ConnackRefusal::BadUserNameOrPassword,
+            )),
+            ConnectReturnCode::NotAuthorized => {
+                Some(Error::AuthenticationRejected(ConnackRefusal::NotAuthorized))
             }
-            ConnectReturnCode::RefusedProtocolVersion | ConnectReturnCode::BadClientId => {
-                Some(Error::Refused(format!("CONNACK {code:?}")))
+            ConnectReturnCode::RefusedProtocolVersion => {
+                Some(Error::Refused(ConnackRefusal::UnacceptableProtocolVersion))
             }
+            ConnectReturnCode::BadClientId => {
+                Some(Error::Refused(ConnackRefusal::IdentifierRejected))
+            }
+            // A hub that is briefly unavailable is worth retrying.
             ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::Success => None,
         },
         other => untrusted_certificate(other).map(Error::UntrustedCertificate),
@@ -400,15 +409,17 @@ mod tests {
         let refused = |code| terminal_error(&ConnectionError::ConnectionRefused(code));
         assert!(matches!(
             refused(ConnectReturnCode::NotAuthorized),
-            Some(Error::AuthenticationRejected(_))
+            Some(Error::AuthenticationRejected(ConnackRefusal::NotAuthorized))
         ));
         assert!(matches!(
             refused(ConnectReturnCode::BadUserNamePassword),
-            Some(Error::AuthenticationRejected(_))
+            Some(Error::AuthenticationRejected(
+                ConnackRefusal::BadUserNameOrPassword
+            ))
         ));
         assert!(matches!(
             refused(ConnectReturnCode::BadClientId),
-            Some(Error::Refused(_))
+            Some(Error::Refused(ConnackRefusal::IdentifierRejected))
         ));
         assert_eq!(refused(ConnectReturnCode::ServiceUnavailable), None);
         assert_eq!(terminal_error(&ConnectionError::NetworkTimeout), None);

@@ -1,5 +1,7 @@
 //! IoT Hub twin topic names: building request topics and parsing the hub's responses and
-//! desired-property notifications (reference §4.1). Pure string work, no state.
+//! desired-property notifications, as documented in
+//! <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>. Pure string work, no
+//! state.
 
 /// Responses to GET and PATCH requests arrive below this filter.
 pub(crate) const TWIN_RESPONSES: &str = "$iothub/twin/res/#";
@@ -46,7 +48,7 @@ pub(crate) enum TopicError {
 /// Classifies a topic received from the hub.
 pub(crate) fn parse(topic: &str) -> Result<Inbound, TopicError> {
     if let Some(rest) = topic.strip_prefix(RESPONSE_PREFIX) {
-        // rest = "{status}/?$rid=…"; the hub validates status as an integer (DOC-MQTT).
+        // rest = "{status}/?$rid=…"; the hub sends the status as an integer (page linked above).
         let (status_text, query) = match rest.split_once('/') {
             Some((s, q)) => (s, q.strip_prefix('?').unwrap_or(q)),
             None => (rest, ""),

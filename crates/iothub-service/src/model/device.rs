@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A device identity as returned by `GET /devices/{id}` (reference §5.2), without keys.
+/// A device identity as returned by `GET /devices/{id}`, without keys
+/// (<https://learn.microsoft.com/rest/api/iothub/service/devices/get-identity>).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -1,6 +1,6 @@
 //! Wire types: what the hub returns and what the client sends. Deserialisation is lenient
 //! (missing optional members, `null` containers, unknown members kept or ignored) because
-//! hub versions and emulators differ in what they emit (reference §10a).
+//! hub versions and emulators differ in what they emit (ARCHITECTURE.md#service-rest-api).
 
 mod device;
 mod statistics;
@@ -8,7 +8,7 @@ mod twin;
 
 pub use device::{Device, DeviceSummary};
 pub use statistics::RegistryStatistics;
-pub use twin::{IfMatch, Twin, TwinPatch, TwinProperties};
+pub use twin::{IfMatch, PatchSection, Twin, TwinPatch, TwinProperties};
 
 use serde::{Deserialize, Deserializer};
 

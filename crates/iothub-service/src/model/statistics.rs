@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Registry statistics (reference §4.1).
+/// Registry statistics
+/// (<https://learn.microsoft.com/rest/api/iothub/service/statistics/get-device-statistics>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryStatistics {

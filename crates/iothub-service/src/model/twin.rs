@@ -1,5 +1,7 @@
 //! Device twins (`/twins/{id}`), twin patches and `If-Match` preconditions.
 
+use std::fmt;
+
 use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -7,7 +9,9 @@ use serde_json::{Map, Value};
 use super::null_as_default;
 use crate::error::ServiceError;
 
-/// A device (or module) twin (reference §6.2). Members this type does not name are kept in
+/// A device (or module) twin
+/// (<https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins>). Members this
+/// type does not name are kept in
 /// `other`, so nothing the hub sent is lost when a twin is re-serialised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,14 +121,14 @@ impl TwinPatch {
     /// Builds a patch from JSON values, each of which must be an object.
     ///
     /// # Errors
-    /// [`ServiceError::InvalidArgument`] naming the section that is not an object.
+    /// [`ServiceError::NotAnObject`] naming the section that is not an object.
     pub fn from_json(tags: Option<Value>, desired: Option<Value>) -> Result<Self, ServiceError> {
         let mut patch = TwinPatch::new();
         if let Some(tags) = tags {
-            patch = patch.with_tags(into_object("tags", tags)?);
+            patch = patch.with_tags(into_object(PatchSection::Tags, tags)?);
         }
         if let Some(desired) = desired {
-            patch = patch.with_desired(into_object("desired properties", desired)?);
+            patch = patch.with_desired(into_object(PatchSection::Desired, desired)?);
         }
         Ok(patch)
     }
@@ -160,13 +164,31 @@ impl TwinPatch {
     }
 }
 
-fn into_object(what: &str, value: Value) -> Result<Map<String, Value>, ServiceError> {
+/// A section of a [`TwinPatch`], as named in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchSection {
+    /// `tags`.
+    Tags,
+    /// `properties.desired`.
+    Desired,
+}
+
+impl fmt::Display for PatchSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PatchSection::Tags => "tags",
+            PatchSection::Desired => "desired properties",
+        })
+    }
+}
+
+fn into_object(section: PatchSection, value: Value) -> Result<Map<String, Value>, ServiceError> {
     match value {
         Value::Object(map) => Ok(map),
-        other => Err(ServiceError::InvalidArgument(format!(
-            "{what} must be a JSON object, got {}",
-            json_type(&other)
-        ))),
+        other => Err(ServiceError::NotAnObject {
+            section,
+            found: json_type(&other),
+        }),
     }
 }
 
@@ -277,8 +299,19 @@ mod tests {
             err.to_string(),
             "invalid argument: tags must be a JSON object, got an array"
         );
+        assert!(matches!(
+            err,
+            ServiceError::NotAnObject {
+                section: PatchSection::Tags,
+                found: "an array"
+            }
+        ));
         let err = TwinPatch::from_json(None, Some(json!("x"))).unwrap_err();
-        assert!(err.to_string().contains("desired properties"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: desired properties must be a JSON object, got a string"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
     }
 
     #[test]
