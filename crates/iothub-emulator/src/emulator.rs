@@ -104,7 +104,7 @@ impl Emulator {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mqtt_endpoint = crate::mqtt::Endpoint::start(hub.clone(), shutdown.clone());
-        tracker.spawn(crate::server::serve_https(
+        tracker.spawn(crate::https::serve_https(
             https,
             tls.https_acceptor()?,
             crate::rest::router(hub.clone(), mqtt_endpoint.clone()),

@@ -27,7 +27,7 @@ pub mod hub;
 pub mod mqtt;
 pub mod persist;
 mod rest;
-mod server;
+mod https;
 pub mod tls;
 
 pub use config::EmulatorConfig;

@@ -15,7 +15,7 @@ pub mod limits;
 mod policy;
 mod properties;
 mod query;
-mod registry;
+mod identities;
 mod twin;
 
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
-use super::registry::{Lease, SessionRegistry};
+use super::session_table::{Lease, SessionTable};
 use super::session::{Action, CloseReason, Session};
 use super::transport::Transport;
 use super::twin::{TwinFailure, TwinOutcome, TwinRequest};
@@ -103,15 +103,15 @@ pub async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
     // The CONNECT holds the SAS token; nothing below needs it.
     drop(connect);
 
-    let registry = &endpoint.registry;
-    let lease = registry
+    let sessions = &endpoint.sessions;
+    let lease = sessions
         .attach(
             &accepted.client_id,
             accepted.clean_session,
             &endpoint.shutdown,
         )
         .await;
-    sync_connection_state(hub, registry, &accepted).await;
+    sync_connection_state(hub, sessions, &accepted).await;
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
@@ -119,8 +119,8 @@ pub async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
-    registry.detach(lease, saved);
-    sync_connection_state(hub, registry, &accepted).await;
+    sessions.detach(lease, saved);
+    sync_connection_state(hub, sessions, &accepted).await;
     io.close().await;
 }
 
@@ -330,11 +330,11 @@ async fn read_packet<T: Transport>(
 }
 
 /// Writes the client's current connection state to the hub, ordered per client (see
-/// [`SessionRegistry::state_order`]).
-async fn sync_connection_state(hub: &Hub, registry: &SessionRegistry, accepted: &Accepted) {
-    let order = registry.state_order(&accepted.client_id);
+/// [`SessionTable::state_order`]).
+async fn sync_connection_state(hub: &Hub, sessions: &SessionTable, accepted: &Accepted) {
+    let order = sessions.state_order(&accepted.client_id);
     let _turn = order.lock().await;
-    let connected = registry.is_connected(&accepted.client_id);
+    let connected = sessions.is_connected(&accepted.client_id);
     hub.set_connected(&accepted.identity.device_id, connected)
         .await;
 }

@@ -25,7 +25,7 @@
 mod codec;
 mod connect;
 mod driver;
-mod registry;
+mod session_table;
 mod session;
 mod topic;
 mod transport;
@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::hub::{DesiredPatch, Hub};
-use registry::SessionRegistry;
+use session_table::SessionTable;
 use session::DesiredNotification;
 use transport::{StreamTransport, WebSocketTransport};
 
@@ -65,7 +65,7 @@ const MAX_WEBSOCKET_MESSAGE: usize = 2 * MAX_PACKET_SIZE;
 #[derive(Clone)]
 pub struct Endpoint {
     hub: Hub,
-    registry: SessionRegistry,
+    sessions: SessionTable,
     /// Cancelled when the emulator shuts down; WebSocket connections (which outlive the HTTP
     /// request that upgraded them) stop on it too.
     shutdown: CancellationToken,
@@ -77,7 +77,7 @@ impl Endpoint {
     pub fn start(hub: Hub, shutdown: CancellationToken) -> Endpoint {
         let endpoint = Endpoint {
             hub,
-            registry: SessionRegistry::default(),
+            sessions: SessionTable::default(),
             shutdown,
         };
         spawn_dispatcher(&endpoint);
@@ -161,21 +161,21 @@ impl Endpoint {
 fn spawn_dispatcher(endpoint: &Endpoint) {
     let mut desired = endpoint.hub.subscribe_desired();
     let mut drops = endpoint.hub.faults().subscribe_drops();
-    let registry = endpoint.registry.clone();
+    let sessions = endpoint.sessions.clone();
     let shutdown = endpoint.shutdown.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 change = desired.recv() => match change {
-                    Ok(change) => deliver(&registry, change),
+                    Ok(change) => deliver(&sessions, change),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         warn!(missed, "MQTT endpoint fell behind on desired-property changes; devices re-read the twin on reconnect");
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 dropped = drops.recv() => match dropped {
-                    Ok(device_id) => registry.kick(&device_id),
+                    Ok(device_id) => sessions.kick(&device_id),
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -184,10 +184,10 @@ fn spawn_dispatcher(endpoint: &Endpoint) {
     });
 }
 
-fn deliver(registry: &SessionRegistry, change: DesiredPatch) {
+fn deliver(sessions: &SessionTable, change: DesiredPatch) {
     let notification = DesiredNotification {
         version: change.version,
         body: Bytes::from(change.patch.to_string()),
     };
-    registry.deliver_desired(&change.device_id, notification);
+    sessions.deliver_desired(&change.device_id, notification);
 }

@@ -22,7 +22,7 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The sessions of one hub.
 #[derive(Clone, Default)]
-pub struct SessionRegistry {
+pub struct SessionTable {
     slots: Arc<Mutex<Slots>>,
 }
 
@@ -64,9 +64,9 @@ struct Active {
     outbox: mpsc::UnboundedSender<DesiredNotification>,
 }
 
-/// A connection's registration; give it back with [`SessionRegistry::detach`].
+/// A connection's registration; give it back with [`SessionTable::detach`].
 pub struct Lease {
-    registry: SessionRegistry,
+    table: SessionTable,
     client_id: String,
     connection: u64,
     released: CancellationToken,
@@ -81,7 +81,7 @@ pub struct Lease {
     pub saved: Option<SavedSession>,
 }
 
-impl SessionRegistry {
+impl SessionTable {
     fn lock(&self) -> MutexGuard<'_, Slots> {
         // A panic elsewhere while holding the lock leaves consistent data (each update is a
         // single assignment), so a poisoned lock is still usable.
@@ -160,7 +160,7 @@ impl SessionRegistry {
             outbox: tx,
         });
         Lease {
-            registry: self.clone(),
+            table: self.clone(),
             client_id: client_id.to_string(),
             connection,
             released,
@@ -228,7 +228,7 @@ impl SessionRegistry {
     }
 
     /// A per-client lock that serializes connection-state updates: whoever holds it reads
-    /// [`SessionRegistry::is_connected`] and writes that to the hub, so the last write always
+    /// [`SessionTable::is_connected`] and writes that to the hub, so the last write always
     /// reflects the latest connect or disconnect, however the tasks interleave.
     pub fn state_order(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut slots = self.lock();
@@ -238,13 +238,13 @@ impl SessionRegistry {
 }
 
 impl Drop for Lease {
-    /// A connection task that ends without [`SessionRegistry::detach`] (a panic) still frees
+    /// A connection task that ends without [`SessionTable::detach`] (a panic) still frees
     /// its slot and unblocks a successor.
     fn drop(&mut self) {
         if self.detached {
             return;
         }
-        let mut slots = self.registry.lock();
+        let mut slots = self.table.lock();
         slots.end(&self.client_id, self.connection);
         drop(slots);
         self.released.cancel();
@@ -289,17 +289,17 @@ mod tests {
 
     #[tokio::test]
     async fn persistent_session_survives_and_queues_while_offline() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let lease = registry.attach("d", false, &shutdown).await;
+        let lease = table.attach("d", false, &shutdown).await;
         assert!(lease.saved.is_none(), "first connection has no session");
-        assert!(registry.is_connected("d"));
-        registry.detach(lease, Some(desired_subscriber()));
-        assert!(!registry.is_connected("d"));
+        assert!(table.is_connected("d"));
+        table.detach(lease, Some(desired_subscriber()));
+        assert!(!table.is_connected("d"));
 
-        registry.deliver_desired("d", notification(2));
-        registry.deliver_desired("d", notification(3));
-        let lease = registry.attach("d", false, &shutdown).await;
+        table.deliver_desired("d", notification(2));
+        table.deliver_desired("d", notification(3));
+        let lease = table.attach("d", false, &shutdown).await;
         let saved = lease.saved.clone().expect("session present");
         assert_eq!(
             saved
@@ -309,19 +309,19 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![2, 3]
         );
-        registry.detach(lease, None);
+        table.detach(lease, None);
     }
 
     #[tokio::test]
     async fn clean_session_discards_the_stored_session() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let lease = registry.attach("d", false, &shutdown).await;
-        registry.detach(lease, Some(desired_subscriber()));
-        let lease = registry.attach("d", true, &shutdown).await;
+        let lease = table.attach("d", false, &shutdown).await;
+        table.detach(lease, Some(desired_subscriber()));
+        let lease = table.attach("d", true, &shutdown).await;
         assert!(lease.saved.is_none());
-        registry.detach(lease, None);
-        let lease = registry.attach("d", false, &shutdown).await;
+        table.detach(lease, None);
+        let lease = table.attach("d", false, &shutdown).await;
         assert!(
             lease.saved.is_none(),
             "clean session 1 leaves nothing behind"
@@ -330,12 +330,12 @@ mod tests {
 
     #[tokio::test]
     async fn undelivered_notifications_are_kept_on_detach() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let lease = registry.attach("d", false, &shutdown).await;
-        registry.deliver_desired("d", notification(7));
-        registry.detach(lease, Some(desired_subscriber()));
-        let lease = registry.attach("d", false, &shutdown).await;
+        let lease = table.attach("d", false, &shutdown).await;
+        table.deliver_desired("d", notification(7));
+        table.detach(lease, Some(desired_subscriber()));
+        let lease = table.attach("d", false, &shutdown).await;
         let versions: Vec<u64> = lease
             .saved
             .as_ref()
@@ -346,18 +346,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_connection_closes_the_first_and_inherits_its_session() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let first = registry.attach("d", false, &shutdown).await;
+        let first = table.attach("d", false, &shutdown).await;
         let first_stop = first.stop.clone();
         let old = tokio::spawn({
-            let registry = registry.clone();
+            let table = table.clone();
             async move {
                 first.stop.cancelled().await;
-                registry.detach(first, Some(desired_subscriber()));
+                table.detach(first, Some(desired_subscriber()));
             }
         });
-        let second = registry.attach("d", false, &shutdown).await;
+        let second = table.attach("d", false, &shutdown).await;
         assert!(first_stop.is_cancelled());
         assert!(second
             .saved
@@ -366,46 +366,46 @@ mod tests {
         assert!(!second.stop.is_cancelled());
         old.await.expect("old connection task");
         assert!(
-            registry.is_connected("d"),
+            table.is_connected("d"),
             "the old detach must not unregister the new one"
         );
     }
 
     #[tokio::test]
     async fn a_stuck_connection_is_taken_over_after_the_timeout() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let stuck = registry.attach("d", false, &shutdown).await;
-        let second = registry
+        let stuck = table.attach("d", false, &shutdown).await;
+        let second = table
             .attach_within("d", false, &shutdown, Duration::from_millis(50))
             .await;
         assert!(stuck.stop.is_cancelled());
-        registry.detach(stuck, Some(desired_subscriber()));
-        assert!(registry.is_connected("d"));
-        registry.detach(second, None);
-        assert!(!registry.is_connected("d"));
+        table.detach(stuck, Some(desired_subscriber()));
+        assert!(table.is_connected("d"));
+        table.detach(second, None);
+        assert!(!table.is_connected("d"));
     }
 
     #[tokio::test]
     async fn kick_and_shutdown_stop_the_connection() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let lease = registry.attach("d", true, &shutdown).await;
-        registry.kick("other");
+        let lease = table.attach("d", true, &shutdown).await;
+        table.kick("other");
         assert!(!lease.stop.is_cancelled());
-        registry.kick("d");
+        table.kick("d");
         assert!(lease.stop.is_cancelled());
-        let lease2 = registry.attach("e", true, &shutdown).await;
+        let lease2 = table.attach("e", true, &shutdown).await;
         shutdown.cancel();
         assert!(lease2.stop.is_cancelled());
     }
 
     #[tokio::test]
     async fn a_dropped_lease_frees_the_slot() {
-        let registry = SessionRegistry::default();
+        let table = SessionTable::default();
         let shutdown = CancellationToken::new();
-        let lease = registry.attach("d", true, &shutdown).await;
+        let lease = table.attach("d", true, &shutdown).await;
         drop(lease);
-        assert!(!registry.is_connected("d"));
+        assert!(!table.is_connected("d"));
     }
 }
