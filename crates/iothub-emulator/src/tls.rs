@@ -28,6 +28,7 @@ const SERVER_SANS_FILE: &str = "server-sans.txt";
 
 /// Certificate setup failures.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// Reading or writing a file in the data directory failed.
     #[error("{path}: {source}")]
@@ -49,10 +50,13 @@ pub enum TlsError {
     /// rustls rejected the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// The task that loads or creates the certificates failed (panicked or was cancelled).
+    #[error("certificate set-up task failed")]
+    SetupTask(#[source] tokio::task::JoinError),
 }
 
 /// The CA and the server identity, ready to build acceptors.
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     ca_file: PathBuf,
     ca_pem: String,
     server_chain: Vec<CertificateDer<'static>>,

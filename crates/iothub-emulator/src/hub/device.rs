@@ -114,6 +114,8 @@ pub struct ConnectionInfo {
     pub state_updated_time: Option<String>,
     /// `lastActivityTime`.
     pub last_activity_time: Option<String>,
+    /// Number of the last connection-state report recorded (see `Hub::set_connected`).
+    pub state_seq: u64,
 }
 
 impl DeviceRecord {

@@ -1,28 +1,54 @@
-//! Sessions by client id, shared by every MQTT connection of one hub (TLS and WebSockets).
+//! The session table: every MQTT session of one hub by client id, shared by both transports
+//! (TLS and WebSockets). It owns the sessions, so it is what closes them.
 //!
 //! It enforces "one connection per client id" (a new CONNECT closes the old connection, which
-//! hands its session over before the new one starts, reference §6.2), keeps clean-session-0
-//! sessions while their client is offline (subscriptions plus desired notifications that arrive
-//! meanwhile, §6.4), and routes desired-property notifications and fault-injected drops to the
-//! live connection. A std mutex guards the table; it is never held across `.await`.
+//! hands its session over before the new one starts), keeps clean-session-0 sessions while their
+//! client is offline (subscriptions plus the desired notifications that arrive meanwhile), routes
+//! desired-property notifications to the live connection, and closes connections on the hub's
+//! behalf (fault injection, a deleted device). See ARCHITECTURE.md#device-mqtt.
+//!
+//! A live connection's notifications wait in a bounded queue. A connection that lets it fill up
+//! (its client stopped reading) is out of step: it is closed, and nothing is queued for it after
+//! the lost notification, so no connection ever delivers a series of versions with a hole in it;
+//! the device re-reads its twin when it reconnects.
+//!
+//! A std mutex guards the table and is never held across `.await`. The hub calls in here while
+//! holding its own state lock (desired changes of an in-memory hub), so nothing in this file
+//! calls the hub: the lock order is hub state, then session table.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use super::session::{DesiredNotification, SavedSession};
+use crate::hub::{DesiredPatch, DeviceSessions};
 
 /// How long a new connection waits for the one it replaces to hand over its session before it
 /// takes over regardless (a connection stuck in a write cannot hold its successor up).
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Desired notifications a live connection may have waiting before it counts as out of step.
+pub(crate) const MAX_UNSENT_DESIRED: usize = 1000;
+
+/// A connection's state as the hub should record it, numbered so that the hub can ignore a
+/// report that arrives after a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionState {
+    /// Whether the client id has a live connection.
+    pub connected: bool,
+    /// Increases with every report, across all client ids.
+    pub seq: u64,
+}
+
 /// The sessions of one hub.
 #[derive(Clone, Default)]
-pub struct SessionTable {
+pub(crate) struct SessionTable {
     slots: Arc<Mutex<Slots>>,
 }
 
@@ -30,52 +56,69 @@ pub struct SessionTable {
 struct Slots {
     by_client: HashMap<String, Slot>,
     next_connection: u64,
+    next_state_seq: u64,
 }
 
 impl Slots {
-    /// Ends `connection` if it is still `client_id`'s active one and returns its slot; `None`
-    /// if a newer connection has replaced it (the slot is then left alone).
-    fn end(&mut self, client_id: &str, connection: u64) -> Option<&mut Slot> {
+    /// Ends `connection` if it is still `client_id`'s active one and returns its slot with what
+    /// the connection was; `None` if a newer connection has replaced it (the slot is then left
+    /// alone).
+    fn end(&mut self, client_id: &str, connection: u64) -> Option<(&mut Slot, Active)> {
         let slot = self.by_client.get_mut(client_id)?;
         if slot.active.as_ref()?.connection != connection {
             return None;
         }
-        slot.active = None;
-        Some(slot)
+        let active = slot.active.take()?;
+        Some((slot, active))
+    }
+
+    /// Drops `client_id`'s slot once it holds neither a connection nor a stored session.
+    fn prune(&mut self, client_id: &str) {
+        if self
+            .by_client
+            .get(client_id)
+            .is_some_and(|slot| slot.active.is_none() && slot.saved.is_none())
+        {
+            self.by_client.remove(client_id);
+        }
     }
 }
 
-/// One client id's state. Slots are kept after disconnect: there is at most one per registered
-/// device, and [`Slot::state_order`] must stay the same object for ordering to hold.
+/// One client id's state.
 #[derive(Default)]
 struct Slot {
     active: Option<Active>,
     saved: Option<SavedSession>,
-    state_order: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Active {
     connection: u64,
-    /// Cancelled to close the connection (duplicate client id, fault injection).
+    /// Cancelled to close the connection (duplicate client id, out of step, fault injection,
+    /// deleted device, shutdown).
     stop: CancellationToken,
     /// Cancelled by the connection once it has detached (its session is saved).
     released: CancellationToken,
     /// Desired notifications for the connection's session.
-    outbox: mpsc::UnboundedSender<DesiredNotification>,
+    outbox: mpsc::Sender<DesiredNotification>,
+    /// A notification could not be queued: the connection is closing, and what it leaves
+    /// behind must not continue the series after the hole.
+    out_of_step: bool,
+    /// The device was deleted: nothing is kept when the connection ends.
+    deleted: bool,
 }
 
 /// A connection's registration; give it back with [`SessionTable::detach`].
-pub struct Lease {
+pub(crate) struct Lease {
     table: SessionTable,
     client_id: String,
     connection: u64,
     released: CancellationToken,
     detached: bool,
-    /// Cancelled when this connection must close: replaced by a newer connection, dropped by
-    /// fault injection, or the endpoint is shutting down.
+    /// Cancelled when this connection must close: replaced by a newer connection, out of step,
+    /// dropped by fault injection, its device deleted, or the emulator is shutting down.
     pub stop: CancellationToken,
     /// Desired notifications routed to this connection.
-    pub outbox: mpsc::UnboundedReceiver<DesiredNotification>,
+    pub outbox: mpsc::Receiver<DesiredNotification>,
     /// The session stored for a clean-session-0 client, if there was one (CONNACK
     /// `session_present` is `saved.is_some()`).
     pub saved: Option<SavedSession>,
@@ -89,8 +132,9 @@ impl SessionTable {
     }
 
     /// Registers a new connection for `client_id`, closing the current one first and taking over
-    /// its session. With `clean_session` any stored session is discarded.
-    pub async fn attach(
+    /// its session. With `clean_session` any stored session is discarded. The connection's stop
+    /// signal is a child of `shutdown`.
+    pub(crate) async fn attach(
         &self,
         client_id: &str,
         clean_session: bool,
@@ -150,7 +194,7 @@ impl SessionTable {
         } else {
             slot.saved.take()
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_UNSENT_DESIRED);
         let stop = shutdown.child_token();
         let released = CancellationToken::new();
         slot.active = Some(Active {
@@ -158,6 +202,8 @@ impl SessionTable {
             stop: stop.clone(),
             released: released.clone(),
             outbox: tx,
+            out_of_step: false,
+            deleted: false,
         });
         Lease {
             table: self.clone(),
@@ -174,41 +220,56 @@ impl SessionTable {
     /// Ends a connection. `session` is what a clean-session-0 client keeps (`None` for clean
     /// session 1); notifications routed to the connection but not yet delivered are added to it.
     /// A connection that was already replaced leaves the slot alone.
-    pub fn detach(&self, mut lease: Lease, session: Option<SavedSession>) {
+    pub(crate) fn detach(&self, mut lease: Lease, session: Option<SavedSession>) {
         lease.detached = true;
         let mut slots = self.lock();
-        if let Some(slot) = slots.end(&lease.client_id, lease.connection) {
-            slot.saved = session.map(|mut saved| {
-                while let Ok(notification) = lease.outbox.try_recv() {
-                    saved.queue_desired(notification);
+        if let Some((slot, active)) = slots.end(&lease.client_id, lease.connection) {
+            slot.saved = match session {
+                _ if active.deleted => None,
+                Some(saved) if active.out_of_step => Some(saved.out_of_step()),
+                Some(mut saved) => {
+                    while let Ok(notification) = lease.outbox.try_recv() {
+                        saved.queue_desired(notification);
+                    }
+                    Some(saved)
                 }
-                saved
-            });
+                None => None,
+            };
         }
+        slots.prune(&lease.client_id);
         drop(slots);
         lease.released.cancel();
     }
 
     /// Routes a desired-property notification to `client_id`'s live connection, or queues it in
-    /// its offline session; dropped if neither exists or the session did not subscribe.
-    pub fn deliver_desired(&self, client_id: &str, notification: DesiredNotification) {
+    /// its offline session; dropped if neither exists or the session did not subscribe. A live
+    /// connection that cannot take it is closed (see the module doc).
+    pub(crate) fn deliver_desired(&self, client_id: &str, notification: DesiredNotification) {
         let mut slots = self.lock();
         let Some(slot) = slots.by_client.get_mut(client_id) else {
             return;
         };
-        match (&slot.active, &mut slot.saved) {
+        match (&mut slot.active, &mut slot.saved) {
             (Some(active), _) => {
-                // A closed receiver means the connection is detaching right now; its detach
-                // drains the channel, and a failed send here only happens after that.
-                let _ = active.outbox.send(notification);
+                if active.out_of_step {
+                    return;
+                }
+                // A closed receiver cannot happen while the connection is active (the lease
+                // holds it until detach); treat it like a full queue all the same.
+                if active.outbox.try_send(notification).is_err() {
+                    warn!(%client_id, limit = MAX_UNSENT_DESIRED,
+                        "desired-property notifications are piling up unread; closing the connection so the device re-reads its twin");
+                    active.out_of_step = true;
+                    active.stop.cancel();
+                }
             }
             (None, Some(saved)) => saved.queue_desired(notification),
             (None, None) => {}
         }
     }
 
-    /// Closes `client_id`'s live connection, if any.
-    pub fn kick(&self, client_id: &str) {
+    /// Closes `client_id`'s live connection, if any; its stored session stays.
+    pub(crate) fn kick(&self, client_id: &str) {
         let slots = self.lock();
         if let Some(active) = slots
             .by_client
@@ -219,21 +280,58 @@ impl SessionTable {
         }
     }
 
-    /// Whether `client_id` has a live connection now.
-    pub fn is_connected(&self, client_id: &str) -> bool {
-        self.lock()
-            .by_client
-            .get(client_id)
-            .is_some_and(|slot| slot.active.is_some())
+    /// Closes `client_id`'s live connection and forgets its session (a deleted device).
+    pub(crate) fn forget(&self, client_id: &str) {
+        let mut slots = self.lock();
+        let Some(slot) = slots.by_client.get_mut(client_id) else {
+            return;
+        };
+        slot.saved = None;
+        if let Some(active) = &mut slot.active {
+            active.deleted = true;
+            active.stop.cancel();
+        }
+        slots.prune(client_id);
     }
 
-    /// A per-client lock that serializes connection-state updates: whoever holds it reads
-    /// [`SessionTable::is_connected`] and writes that to the hub, so the last write always
-    /// reflects the latest connect or disconnect, however the tasks interleave.
-    pub fn state_order(&self, client_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Whether `client_id` has a live connection now, numbered for the hub (see
+    /// [`ConnectionState`]): whoever records the state with the highest number records the
+    /// latest connect or disconnect, however the connection tasks interleave.
+    pub(crate) fn connection_state(&self, client_id: &str) -> ConnectionState {
         let mut slots = self.lock();
-        let slot = slots.by_client.entry(client_id.to_string()).or_default();
-        Arc::clone(&slot.state_order)
+        slots.next_state_seq += 1;
+        ConnectionState {
+            connected: slots
+                .by_client
+                .get(client_id)
+                .is_some_and(|slot| slot.active.is_some()),
+            seq: slots.next_state_seq,
+        }
+    }
+
+    /// Whether `client_id` has a live connection now.
+    #[cfg(test)]
+    fn is_connected(&self, client_id: &str) -> bool {
+        self.connection_state(client_id).connected
+    }
+}
+
+/// The hub's side of the table: it reports changes and closes sessions through these.
+impl DeviceSessions for SessionTable {
+    fn desired_changed(&self, change: DesiredPatch) {
+        let notification = DesiredNotification {
+            version: change.version,
+            body: Bytes::from(change.patch.to_string()),
+        };
+        self.deliver_desired(&change.device_id, notification);
+    }
+
+    fn disconnect(&self, device_id: &str) {
+        self.kick(device_id);
+    }
+
+    fn device_deleted(&self, device_id: &str) {
+        self.forget(device_id);
     }
 }
 
@@ -246,6 +344,7 @@ impl Drop for Lease {
         }
         let mut slots = self.table.lock();
         slots.end(&self.client_id, self.connection);
+        slots.prune(&self.client_id);
         drop(slots);
         self.released.cancel();
     }
