@@ -68,6 +68,24 @@ async fn tls_to_https_port(emulator: &RunningEmulator) -> TlsStream<TcpStream> {
         .expect("TLS handshake with a certificate the CA signed")
 }
 
+/// An MQTT-over-WebSocket connection that never sends CONNECT: its session waits for one.
+async fn silent_websocket(
+    emulator: &RunningEmulator,
+) -> tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>> {
+    let url = format!(
+        "wss://localhost:{}/$iothub/websocket",
+        emulator.https_port()
+    );
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
+    let (socket, _) = tokio_tungstenite::client_async(request, tls_to_https_port(emulator).await)
+        .await
+        .expect("WebSocket upgrade");
+    socket
+}
+
 /// A device over MQTT over WebSockets (rumqttc) that keeps reported PATCHes in flight and
 /// reports each response's status and `$version` until its connection ends.
 async fn patching_device(
@@ -156,21 +174,7 @@ async fn shutdown_ends_websocket_sessions_before_it_closes_the_store() {
     let emulator = start(durable_config(dir.path())).await;
     let key = device_key(&emulator.add_device(DEVICE).await.expect("device"));
 
-    // A WebSocket connection that never sends CONNECT: its session waits for one.
-    let mut request = format!(
-        "wss://localhost:{}/$iothub/websocket",
-        emulator.https_port()
-    )
-    .into_client_request()
-    .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
-    let (mut silent, _) =
-        tokio_tungstenite::client_async(request, tls_to_https_port(&emulator).await)
-            .await
-            .expect("WebSocket upgrade");
-
+    let mut silent = silent_websocket(&emulator).await;
     // A device writing its reported properties as fast as it can while the emulator stops.
     let mut responses = patching_device(&emulator, &key).await;
     let mut acknowledged = Vec::new();

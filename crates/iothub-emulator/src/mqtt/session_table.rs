@@ -507,4 +507,72 @@ mod tests {
         drop(lease);
         assert!(!table.is_connected("d"));
     }
+
+    #[tokio::test]
+    async fn a_connection_that_falls_behind_is_stopped_and_leaves_no_gap() {
+        let table = SessionTable::default();
+        let shutdown = CancellationToken::new();
+        let lease = table.attach("d", false, &shutdown).await;
+        for version in 0..MAX_UNSENT_DESIRED as u64 {
+            table.deliver_desired("d", notification(version));
+        }
+        assert!(!lease.stop.is_cancelled(), "a full queue is still in step");
+        table.deliver_desired("d", notification(5000));
+        assert!(
+            lease.stop.is_cancelled(),
+            "one more and the connection must go"
+        );
+        table.deliver_desired("d", notification(5001));
+        table.detach(lease, Some(desired_subscriber()));
+
+        table.deliver_desired("d", notification(5002));
+        let lease = table.attach("d", false, &shutdown).await;
+        let saved = lease.saved.clone().expect("the session is kept");
+        assert!(saved.subscriptions.wants_desired());
+        assert!(
+            saved.pending_desired.is_empty(),
+            "nothing from before or after the hole is replayed"
+        );
+        table.detach(lease, Some(desired_subscriber()));
+        table.deliver_desired("d", notification(5003));
+        let lease = table.attach("d", false, &shutdown).await;
+        let versions: Vec<u64> = lease
+            .saved
+            .as_ref()
+            .map(|s| s.pending_desired.iter().map(|n| n.version).collect())
+            .unwrap_or_default();
+        assert_eq!(versions, vec![5003], "back in step after a reconnect");
+    }
+
+    #[tokio::test]
+    async fn forget_closes_the_connection_and_discards_the_session() {
+        let table = SessionTable::default();
+        let shutdown = CancellationToken::new();
+        let lease = table.attach("d", false, &shutdown).await;
+        table.forget("d");
+        assert!(lease.stop.is_cancelled());
+        table.detach(lease, Some(desired_subscriber()));
+        let lease = table.attach("d", false, &shutdown).await;
+        assert!(lease.saved.is_none(), "a live session is not saved");
+        table.detach(lease, Some(desired_subscriber()));
+        table.forget("d");
+        let lease = table.attach("d", false, &shutdown).await;
+        assert!(lease.saved.is_none(), "an offline session is discarded");
+    }
+
+    #[tokio::test]
+    async fn connection_state_reports_are_numbered_in_order() {
+        let table = SessionTable::default();
+        let shutdown = CancellationToken::new();
+        let before = table.connection_state("d");
+        let lease = table.attach("d", true, &shutdown).await;
+        let during = table.connection_state("d");
+        table.detach(lease, None);
+        let after = table.connection_state("d");
+        assert_eq!(
+            [before.connected, during.connected, after.connected],
+            [false, true, false]
+        );
+        assert!(before.seq < during.seq && during.seq < after.seq);
+    }
 }

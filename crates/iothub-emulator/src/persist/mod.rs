@@ -264,4 +264,35 @@ mod tests {
             "{second:?}"
         );
     }
+
+    #[tokio::test]
+    async fn after_commit_effects_run_in_commit_order_before_the_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let effect = |i: usize| -> Option<AfterCommit> {
+            let ran = std::sync::Arc::clone(&ran);
+            Some(Box::new(move || ran.lock().unwrap().push(i)))
+        };
+        let acks: Vec<_> = (0..50)
+            .map(|i| {
+                let op = WriteOp::DeleteDevice {
+                    id: format!("d{i}"),
+                };
+                store.submit(vec![op], effect(i))
+            })
+            .collect();
+        for ack in acks {
+            ack.await.unwrap().unwrap();
+        }
+        assert_eq!(*ran.lock().unwrap(), (0..50).collect::<Vec<_>>());
+        store.close().await;
+        let late = store.submit(vec![WriteOp::DeleteDevice { id: "x".into() }], effect(99));
+        assert!(matches!(late.await, Ok(Err(PersistError::Closed))));
+        assert_eq!(
+            ran.lock().unwrap().len(),
+            50,
+            "an uncommitted write has no effect"
+        );
+    }
 }
