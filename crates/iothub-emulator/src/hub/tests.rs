@@ -89,7 +89,7 @@ async fn create_conflict_and_etag_update() {
 }
 
 #[tokio::test]
-async fn twin_counters_follow_the_reference() {
+async fn twin_counters_evolve_as_the_hub_counts_them() {
     let sessions = Arc::new(Recorded::default());
     let hub = hub_with(Arc::clone(&sessions)).await;
     hub.create_device("d1", DeviceSpec::default())

@@ -21,13 +21,15 @@
 //! subscriptions (plus desired notifications that arrived while offline) for clean session 0;
 //! the older connection closed when a client id connects again; a close at 1.5 × keep-alive
 //! and when the SAS token's `se` passes; twin GET / reported PATCH / desired notifications with
-//! `$rid` and `$version`; QoS 2 and undocumented topics close the connection; telemetry is
-//! acknowledged (and not routed anywhere).
+//! `$rid` and `$version`, every desired version in order (a connection that leaves 1000
+//! notifications unread is closed instead, so the device re-reads its twin); QoS 2 and
+//! undocumented topics close the connection; deleting the device closes its connection and
+//! drops its session; telemetry is acknowledged (and not routed anywhere).
 //!
-//! Not emulated: module identities (a `device/module` client id is refused: the registry has
-//! no modules), cloud-to-device messages and direct methods (their subscriptions are accepted,
-//! nothing is ever sent on them), the optional `$version` precondition on reported PATCH, X.509
-//! authentication, and sessions surviving an emulator restart.
+//! Not emulated: module identities (a `device/module` client id is refused: the identity
+//! registry has no modules), cloud-to-device messages and direct methods (their subscriptions
+//! are accepted, nothing is ever sent on them), the optional `$version` precondition on
+//! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
 mod codec;
 mod connect;

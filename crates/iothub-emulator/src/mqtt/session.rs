@@ -2,7 +2,7 @@
 //! shape): it takes decoded packets and hub outcomes and returns [`Action`]s — packets to send,
 //! twin operations to run against the hub, and when to close. Unit-tested without sockets.
 //!
-//! The rules are IoT Hub's (reference §5.4, §8): QoS 0 and 1 only (a QoS 2 PUBLISH closes the
+//! The rules are IoT Hub's (ARCHITECTURE.md#device-mqtt; <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>): QoS 0 and 1 only (a QoS 2 PUBLISH closes the
 //! connection, a QoS 2 subscription is granted QoS 1), only documented topics and filters, and a
 //! device only ever touches its own topics.
 
