@@ -5,7 +5,9 @@
 //! reports the commit. Submitting under the hub lock keeps disk order equal to memory order.
 //!
 //! Group commit: the writer takes every write already queued (up to a batch cap) and commits them
-//! in one transaction, so concurrent clients share one commit.
+//! in one transaction, so concurrent clients share one commit. After a commit it runs each
+//! write's after-commit effect (the hub's fan-out of a desired-property change to the device's
+//! MQTT session), in commit order, then acknowledges the writes.
 //!
 //! Durability: WAL journal with `synchronous=NORMAL`. A commit is in the WAL file (the OS page
 //! cache) when it returns, so it survives the process being killed (`kill -9`): the kernel still
