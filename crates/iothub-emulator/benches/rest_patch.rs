@@ -77,13 +77,35 @@ struct Measured {
     updates_per_cpu_second: f64,
 }
 
-async fn measure(in_memory: bool) -> Measured {
-    let mode = if in_memory { "in-memory" } else { "durable" };
-    let clients = knob("BENCH_CLIENTS", 64);
-    let seconds = knob("BENCH_SECONDS", 10) as u64;
-    let devices = knob("BENCH_DEVICES", 1000);
-    let connections = knob("BENCH_CONNECTIONS", 16).max(1);
+/// The bench's knobs (see the crate doc).
+struct Knobs {
+    clients: usize,
+    seconds: u64,
+    devices: usize,
+    connections: usize,
+}
 
+impl Knobs {
+    fn from_env() -> Knobs {
+        Knobs {
+            clients: knob("BENCH_CLIENTS", 64),
+            seconds: knob("BENCH_SECONDS", 10) as u64,
+            devices: knob("BENCH_DEVICES", 1000),
+            connections: knob("BENCH_CONNECTIONS", 16).max(1),
+        }
+    }
+}
+
+/// A started emulator process and what its ready file says.
+struct Started {
+    server: Server,
+    _dir: tempfile::TempDir,
+    port: u16,
+    ca: Vec<u8>,
+    auth: String,
+}
+
+async fn start_emulator(in_memory: bool) -> Started {
     let dir = tempfile::tempdir().expect("temp dir");
     let ready_file = dir.path().join("ready.json");
     let mut command = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"));
@@ -101,7 +123,6 @@ async fn measure(in_memory: bool) -> Measured {
         .spawn()
         .expect("emulator binary starts");
     let server = Server(child);
-    let server_pid = server.0.id().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     let ready: Value = loop {
         if let Ok(text) = std::fs::read_to_string(&ready_file) {
@@ -119,82 +140,124 @@ async fn measure(in_memory: bool) -> Measured {
     )
     .expect("connection string");
     let auth = cs.sas_token(Duration::from_secs(3600)).as_str().to_string();
-    let pool: Vec<reqwest::Client> = (0..connections)
+    Started {
+        server,
+        _dir: dir,
+        port,
+        ca,
+        auth,
+    }
+}
+
+/// `knobs.connections` HTTP/1.1 clients trusting the emulator's CA.
+fn client_pool(started: &Started, knobs: &Knobs) -> Vec<reqwest::Client> {
+    (0..knobs.connections)
         .map(|_| {
             reqwest::Client::builder()
                 .use_rustls_tls()
-                .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"))
-                .resolve("localhost", ([127, 0, 0, 1], port).into())
+                .add_root_certificate(reqwest::Certificate::from_pem(&started.ca).expect("CA"))
+                .resolve("localhost", ([127, 0, 0, 1], started.port).into())
                 .http1_only()
-                .pool_max_idle_per_host(clients)
+                .pool_max_idle_per_host(knobs.clients)
                 .build()
                 .expect("client")
         })
-        .collect();
-    let base = format!("https://localhost:{port}");
+        .collect()
+}
+
+async fn create_devices(client: &reqwest::Client, base: &str, auth: &str, devices: usize) {
     for i in 0..devices {
-        let res = pool[0]
+        let res = client
             .put(format!("{base}/devices/bench{i:05}?api-version=2021-04-12"))
-            .header("authorization", &auth)
+            .header("authorization", auth)
             .body("{}")
             .send()
             .await
             .expect("create device");
         assert_eq!(res.status(), 200, "create device");
     }
+}
 
-    let done = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let client = pool[c % pool.len()].clone();
-        let (base, auth, done, failed, measuring, stop) = (
-            base.clone(),
-            auth.clone(),
-            done.clone(),
-            failed.clone(),
-            measuring.clone(),
-            stop.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut n: u64 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let device = (c + (n as usize) * clients) % devices;
-                let url = format!("{base}/twins/bench{device:05}?api-version=2021-04-12");
-                let body =
-                    format!(r#"{{"properties":{{"desired":{{"counter":{n},"client":{c}}}}}}}"#);
-                let ok = match client
-                    .patch(&url)
-                    .header("authorization", &auth)
-                    .header("content-type", "application/json; charset=utf-8")
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(res) => res.status() == 200 && res.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if measuring.load(Ordering::Relaxed) {
-                    if ok {
-                        done.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                n += 1;
-            }
-        }));
+/// Counters shared by the patching clients.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    failed: AtomicU64,
+    /// Only PATCHes answered while this is set are counted.
+    measuring: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// One client's loop: desired PATCHes round-robin over the devices until `stop`.
+async fn patch_until_stopped(
+    client: reqwest::Client,
+    c: usize,
+    knobs: (usize, usize),
+    base: String,
+    auth: String,
+    counters: Arc<Counters>,
+) {
+    let (clients, devices) = knobs;
+    let mut n: u64 = 0;
+    while !counters.stop.load(Ordering::Relaxed) {
+        let device = (c + (n as usize) * clients) % devices;
+        let url = format!("{base}/twins/bench{device:05}?api-version=2021-04-12");
+        let body = format!(r#"{{"properties":{{"desired":{{"counter":{n},"client":{c}}}}}}}"#);
+        let ok = match client
+            .patch(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(res) => res.status() == 200 && res.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        if counters.measuring.load(Ordering::Relaxed) {
+            let counter = if ok { &counters.done } else { &counters.failed };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        n += 1;
     }
+}
+
+async fn measure(in_memory: bool) -> Measured {
+    let mode = if in_memory { "in-memory" } else { "durable" };
+    let knobs = Knobs::from_env();
+    let Knobs {
+        clients,
+        seconds,
+        devices,
+        connections,
+    } = knobs;
+    let started = start_emulator(in_memory).await;
+    let server_pid = started.server.0.id().to_string();
+    let pool = client_pool(&started, &knobs);
+    let base = format!("https://localhost:{}", started.port);
+    create_devices(&pool[0], &base, &started.auth, devices).await;
+
+    let counters = Arc::new(Counters::default());
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            tokio::spawn(patch_until_stopped(
+                pool[c % pool.len()].clone(),
+                c,
+                (clients, devices),
+                base.clone(),
+                started.auth.clone(),
+                counters.clone(),
+            ))
+        })
+        .collect();
     // Warm-up: connections, TLS handshakes, SQLite pages.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    measuring.store(true, Ordering::Relaxed);
+    counters.measuring.store(true, Ordering::Relaxed);
     let server_before = cpu_seconds(&server_pid);
     let client_before = cpu_seconds("self");
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
+    counters.measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let delta = |before: Option<f64>, pid: &str| match (before, cpu_seconds(pid)) {
         (Some(a), Some(b)) => b - a,
@@ -202,15 +265,15 @@ async fn measure(in_memory: bool) -> Measured {
     };
     let server_cpu = delta(server_before, &server_pid);
     let client_cpu = delta(client_before, "self");
-    stop.store(true, Ordering::Relaxed);
+    counters.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
     }
-    let ok = done.load(Ordering::Relaxed) as f64;
+    let ok = counters.done.load(Ordering::Relaxed) as f64;
     println!(
         "rest_patch: {clients} clients, {connections} client pools (HTTP/1.1 + TLS), {devices} devices, {mode} store: {ok} acknowledged twin PATCHes in {elapsed:.1} s = {:.0} updates/s ({} failed)",
         ok / elapsed,
-        failed.load(Ordering::Relaxed)
+        counters.failed.load(Ordering::Relaxed)
     );
     // The machine may be shared: say how much CPU each side actually got.
     println!(
@@ -220,7 +283,7 @@ async fn measure(in_memory: bool) -> Measured {
         client_cpu / elapsed,
         load_average()
     );
-    drop(server);
+    drop(started);
     Measured {
         updates_per_second: ok / elapsed,
         updates_per_cpu_second: ok / server_cpu,

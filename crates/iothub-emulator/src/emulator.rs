@@ -3,17 +3,19 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::EmulatorConfig;
+use crate::connections::Connections;
 use crate::faults::FaultInjector;
 use crate::hub::{Hub, HubError};
+use crate::mqtt::{Endpoint, SessionTable};
 use crate::persist::{Loaded, PersistError, Store};
 use crate::tls::{TlsError, TlsMaterial};
+use crate::{https, listener, rest};
 
 /// Standard ports: connection strings omit `:port` for these (the official SDKs need them).
 const STANDARD_HTTPS_PORT: u16 = 443;
@@ -61,57 +63,25 @@ impl Emulator {
     /// # Errors
     /// Unusable data directory, store or certificates, a port in use, or an invalid `--device`.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
-        // Another provider may already be installed (tests); then it is used for clients only.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| EmulatorError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let data_dir =
-            std::fs::canonicalize(&config.data_dir).map_err(|source| EmulatorError::DataDir {
-                path: config.data_dir.clone(),
-                source,
-            })?;
-        let (store, loaded) = if config.in_memory {
-            (None, Loaded::default())
-        } else {
-            let dir = data_dir.clone();
-            let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&dir))
-                .await
-                .map_err(|e| PersistError::Sqlite(format!("store open task failed: {e}")))??;
-            (Some(store), loaded)
-        };
-        let hub = Hub::open(config.hostname.clone(), store, loaded).await?;
+        let data_dir = prepare_data_dir(&config.data_dir)?;
+        let (store, loaded) = open_store(&data_dir, config.in_memory).await?;
+        let sessions = SessionTable::default();
+        let hub = Hub::open(
+            config.hostname.clone(),
+            store,
+            loaded,
+            Arc::new(sessions.clone()),
+        )
+        .await?;
         for id in &config.devices {
             hub.ensure_device(id).await?;
         }
-        let tls = {
-            let dir = data_dir.clone();
-            let host = config.hostname.clone();
-            tokio::task::spawn_blocking(move || TlsMaterial::load_or_create(&dir, &host))
-                .await
-                .map_err(|e| TlsError::Io {
-                    path: data_dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })??
-        };
+        let tls = load_tls(&data_dir, &config.hostname).await?;
 
-        let https = bind(SocketAddr::new(config.bind, config.https_port)).await?;
-        let mqtt = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
-        let https_port = local_port(&https)?;
-        let mqtt_port = local_port(&mqtt)?;
-
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let mqtt_endpoint = crate::mqtt::Endpoint::start(hub.clone(), shutdown.clone());
-        tracker.spawn(crate::server::serve_https(
-            https,
-            tls.https_acceptor()?,
-            crate::rest::router(hub.clone(), mqtt_endpoint.clone()),
-            shutdown.clone(),
-            tracker.clone(),
-        ));
-        tracker.spawn(mqtt_endpoint.serve_tls(mqtt, tls.mqtt_acceptor()?));
+        let (https, https_port) = bind(SocketAddr::new(config.bind, config.https_port)).await?;
+        let (mqtt, mqtt_port) = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
+        let connections = Connections::default();
+        serve(&connections, &hub, sessions, &tls, https, mqtt)?;
         tracing::info!(https_port, mqtt_port, hostname = %config.hostname, "emulator listening");
         Ok(RunningEmulator {
             hub,
@@ -120,26 +90,79 @@ impl Emulator {
             mqtt_port,
             ca_file: tls.ca_file().to_path_buf(),
             ca_pem: tls.ca_pem().to_string(),
-            shutdown,
-            tracker,
+            connections,
         })
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| EmulatorError::Bind { addr, source })
+/// Creates the data directory if needed; returns its absolute path.
+fn prepare_data_dir(dir: &Path) -> Result<PathBuf, EmulatorError> {
+    let data_dir_error = |source| EmulatorError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(data_dir_error)?;
+    std::fs::canonicalize(dir).map_err(data_dir_error)
 }
 
-fn local_port(listener: &TcpListener) -> Result<u16, EmulatorError> {
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|source| EmulatorError::DataDir {
-            path: PathBuf::from("<listener>"),
-            source,
-        })
+/// The durable store and its rows, or nothing for an in-memory hub.
+async fn open_store(
+    data_dir: &Path,
+    in_memory: bool,
+) -> Result<(Option<Store>, Loaded), EmulatorError> {
+    if in_memory {
+        return Ok((None, Loaded::default()));
+    }
+    let dir = data_dir.to_path_buf();
+    let (store, loaded) = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .map_err(|e| PersistError::OpenTask(Arc::new(e)))??;
+    Ok((Some(store), loaded))
+}
+
+async fn load_tls(data_dir: &Path, hostname: &str) -> Result<TlsMaterial, EmulatorError> {
+    let (dir, host) = (data_dir.to_path_buf(), hostname.to_string());
+    let tls = tokio::task::spawn_blocking(move || TlsMaterial::load_or_create(&dir, &host))
+        .await
+        .map_err(TlsError::SetupTask)??;
+    Ok(tls)
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, u16), EmulatorError> {
+    let bind_error = |source| EmulatorError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
+}
+
+/// Starts the accept loops of both listeners: HTTPS (REST API, MQTT over WebSockets) and MQTT
+/// over TLS. Both loops, and every connection they accept, are tasks of `connections`.
+fn serve(
+    connections: &Connections,
+    hub: &Hub,
+    sessions: SessionTable,
+    tls: &TlsMaterial,
+    https_listener: TcpListener,
+    mqtt_listener: TcpListener,
+) -> Result<(), EmulatorError> {
+    let endpoint = Endpoint::new(hub.clone(), sessions, connections.clone());
+    let router = rest::router(hub.clone(), endpoint.clone());
+    let lifetime = connections.clone();
+    connections.spawn(listener::serve(
+        "https",
+        https_listener,
+        tls.https_acceptor()?,
+        connections.clone(),
+        move |stream, peer| https::serve_connection(stream, peer, router.clone(), lifetime.clone()),
+    ));
+    connections.spawn(listener::serve(
+        "mqtt",
+        mqtt_listener,
+        tls.mqtt_acceptor()?,
+        connections.clone(),
+        move |stream, peer| endpoint.clone().serve_tls(stream, peer),
+    ));
+    Ok(())
 }
 
 fn host_with_port(host: &str, port: u16, standard: u16) -> String {
@@ -150,8 +173,9 @@ fn host_with_port(host: &str, port: u16, standard: u16) -> String {
     }
 }
 
-/// A started emulator. Dropping it stops the listeners; [`RunningEmulator::shutdown`] also
-/// waits for in-flight requests and commits pending writes.
+/// A started emulator. Dropping it stops the listeners and closes every connection without
+/// waiting; [`RunningEmulator::shutdown`] also waits for in-flight requests and sessions to end
+/// and commits pending writes.
 pub struct RunningEmulator {
     hub: Hub,
     hostname: String,
@@ -159,8 +183,8 @@ pub struct RunningEmulator {
     mqtt_port: u16,
     ca_file: PathBuf,
     ca_pem: String,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+    /// Every connection task; the store is closed only once they have all ended.
+    connections: Connections,
 }
 
 impl std::fmt::Debug for RunningEmulator {
@@ -200,7 +224,8 @@ impl RunningEmulator {
         &self.ca_pem
     }
 
-    /// The hub state (for in-crate tests and tools).
+    /// The hub state, for tests and tools that act on it directly (for example
+    /// [`Hub::patch_reported`] to report properties without an MQTT connection).
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
@@ -259,20 +284,20 @@ impl RunningEmulator {
 
     /// Fault injection handle.
     pub fn faults(&self) -> FaultInjector {
-        FaultInjector::new(self.hub.faults_arc())
+        FaultInjector::new(self.hub.clone())
     }
 
-    /// Stops accepting, lets in-flight requests and sessions finish, commits pending writes.
+    /// Stops accepting, lets in-flight requests finish and closes every session (HTTPS, MQTT
+    /// over TLS, MQTT over WebSockets), waits until all of them have ended, then commits pending
+    /// writes and closes the store. A write acknowledged before this returns is durable.
     pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
+        self.connections.close().await;
         self.hub.close_store().await;
     }
 }
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.connections.cancel();
     }
 }

@@ -2,13 +2,18 @@
 //! (statistics, devices, twins, query) and the device MQTT endpoint (TLS and WebSockets), with
 //! SAS authentication, its own TLS CA, and state that survives `kill -9`.
 //!
-//! Modules:
-//! - [`hub`]: the one owner of state (registry, twins, policies, connection state);
-//! - [`persist`]: the durable SQLite store on its own writer thread (group commit);
+//! Embedders use [`Emulator::start`] with an [`EmulatorConfig`] and get a [`RunningEmulator`]:
+//! its ports, CA, connection strings, a [`FaultInjector`], the [`Hub`] state (to act as a device
+//! would without an MQTT connection) and [`RunningEmulator::shutdown`]. Everything else is
+//! internal; ARCHITECTURE.md#inside-the-emulator describes it:
+//! - `hub`: the one owner of state (identity registry, twins, policies, connection state);
+//! - `persist`: the durable SQLite store on its own writer thread (group commit);
 //! - `rest`: the service REST API (axum), one file per resource;
-//! - [`mqtt`]: the device MQTT endpoint;
-//! - [`tls`]: the emulator's CA and server certificate;
-//! - [`faults`]: fault injection for clients' reliability tests.
+//! - `mqtt`: the device MQTT endpoint (TLS and WebSockets) and its session table;
+//! - `listener`, `https`, `connections`: the shared TLS accept loop, the HTTPS connections, and
+//!   the one lifetime every connection task belongs to;
+//! - `tls`: the emulator's CA and server certificate;
+//! - `faults`: fault injection for clients' reliability tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), iothub_emulator::EmulatorError> {
@@ -21,15 +26,20 @@
 //! ```
 
 mod config;
+mod connections;
 mod emulator;
-pub mod faults;
-pub mod hub;
-pub mod mqtt;
-pub mod persist;
+mod faults;
+mod https;
+mod hub;
+mod listener;
+mod mqtt;
+mod persist;
 mod rest;
-mod server;
-pub mod tls;
+mod tls;
 
 pub use config::EmulatorConfig;
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;
+pub use hub::{Hub, HubError};
+pub use persist::PersistError;
+pub use tls::TlsError;

@@ -3,9 +3,9 @@
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-/// "Never set" in device-identity JSON (no `Z`, reference §5.2).
+/// "Never set" in device-identity JSON (no `Z`, ARCHITECTURE.md#service-rest-api).
 pub const DEVICE_NEVER: &str = "0001-01-01T00:00:00";
-/// "Never set" in twin JSON (reference §6.2).
+/// "Never set" in twin JSON (ARCHITECTURE.md#service-rest-api).
 pub const TWIN_NEVER: &str = "0001-01-01T00:00:00Z";
 
 /// Now, as ISO-8601 UTC with 7 fractional digits and `Z` (the hub's twin timestamp format).

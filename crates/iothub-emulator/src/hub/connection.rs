@@ -6,12 +6,18 @@ use serde_json::Value;
 use super::{now_iso, Hub};
 
 impl Hub {
-    /// Records a device's MQTT connect or disconnect.
-    pub async fn set_connected(&self, device_id: &str, connected: bool) {
+    /// Records a device's MQTT connect or disconnect. `seq` numbers the report (the session
+    /// table's count): a report older than the last one recorded arrived late and is ignored, so
+    /// the state always reflects the latest connect or disconnect.
+    pub(crate) fn set_connected(&self, device_id: &str, connected: bool, seq: u64) {
         let mut state = self.lock();
         if let Some(entry) = state.devices.get_mut(device_id) {
-            let now = now_iso();
             let conn = &mut entry.record.connection;
+            if seq <= conn.state_seq {
+                return;
+            }
+            let now = now_iso();
+            conn.state_seq = seq;
             conn.connected = connected;
             conn.state_updated_time = Some(now.clone());
             conn.last_activity_time = Some(now);
@@ -20,7 +26,7 @@ impl Hub {
     }
 
     /// Records device activity (`lastActivityTime`).
-    pub fn record_activity(&self, device_id: &str) {
+    pub(crate) fn record_activity(&self, device_id: &str) {
         let mut state = self.lock();
         if let Some(entry) = state.devices.get_mut(device_id) {
             let now = now_iso();

@@ -114,10 +114,12 @@ pub struct ConnectionInfo {
     pub state_updated_time: Option<String>,
     /// `lastActivityTime`.
     pub last_activity_time: Option<String>,
+    /// Number of the last connection-state report recorded (see `Hub::set_connected`).
+    pub state_seq: u64,
 }
 
 impl DeviceRecord {
-    /// The identity etag: base64 of the ASCII decimal counter (reference §5.2).
+    /// The identity etag: base64 of the ASCII decimal counter (ARCHITECTURE.md#wire-facts).
     pub fn etag(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.etag_counter.to_string())
     }
@@ -138,7 +140,7 @@ impl DeviceRecord {
         }
     }
 
-    /// The device-identity JSON of `GET /devices/{id}` (reference §5.2).
+    /// The device-identity JSON of `GET /devices/{id}` (ARCHITECTURE.md#service-rest-api).
     pub fn identity_json(&self) -> Value {
         let never = || clock::DEVICE_NEVER.to_string();
         let symmetric = match &self.authentication {
@@ -170,7 +172,8 @@ impl DeviceRecord {
         })
     }
 
-    /// The twin document of `GET /twins/{id}` and of `SELECT * FROM devices` (reference §6.2).
+    /// The twin document of `GET /twins/{id}` and of `SELECT * FROM devices`
+    /// (ARCHITECTURE.md#service-rest-api).
     pub fn twin_json(&self) -> Value {
         let never = || clock::TWIN_NEVER.to_string();
         let mut doc = Map::new();
@@ -199,7 +202,7 @@ impl DeviceRecord {
         doc.insert("x509Thumbprint".into(), self.authentication.thumbprints());
         doc.insert("modelId".into(), json!(""));
         doc.insert("version".into(), json!(self.twin.version));
-        // The hub omits an empty `tags` (reference §6.2).
+        // The hub omits an empty `tags` (ARCHITECTURE.md#wire-facts).
         if !self.twin.tags.is_empty() {
             doc.insert("tags".into(), Value::Object(self.twin.tags.clone()));
         }

@@ -1,7 +1,11 @@
 //! Errors of hub operations, each mapped to the IoT Hub error code and HTTP status that the
-//! real service uses (reference §3.3), so REST and MQTT front doors report them identically.
+//! real service uses (ARCHITECTURE.md#service-rest-api;
+//! <https://learn.microsoft.com/rest/api/iothub/common-error-codes>), so REST and MQTT front
+//! doors report them identically.
 
 use thiserror::Error;
+
+use crate::persist::PersistError;
 
 /// A failed hub operation.
 #[derive(Debug, Clone, Error)]
@@ -25,9 +29,10 @@ pub enum HubError {
     /// Injected fault: 503.
     #[error("the service is unavailable")]
     ServiceUnavailable,
-    /// The durable store failed; the write was not acknowledged.
+    /// The durable store failed; the write was not acknowledged. (The store's error is part of
+    /// the message, not a `source()`, so it is printed once.)
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(PersistError),
 }
 
 impl HubError {
@@ -60,7 +65,8 @@ impl HubError {
     /// The human-readable part of the Format A message (after `ErrorCode:<Name>;`).
     pub fn message(&self) -> String {
         match self {
-            // The hub puts the bare device id after the code for 404s (reference §3.1).
+            // The hub puts the bare device id after the code for 404s
+            // (ARCHITECTURE.md#service-rest-api).
             HubError::DeviceNotFound(id) => id.clone(),
             HubError::Throttled => {
                 "The request has been throttled. Wait 10 seconds and try again.".to_string()
@@ -70,7 +76,7 @@ impl HubError {
     }
 
     /// The error for an injected twin-operation failure with this HTTP status.
-    pub fn injected(status: u16) -> HubError {
+    pub(crate) fn injected(status: u16) -> HubError {
         if status == 429 {
             HubError::Throttled
         } else {

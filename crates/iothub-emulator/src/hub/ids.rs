@@ -1,4 +1,5 @@
-//! Device id validation (reference §9: ≤128 chars of `[A-Za-z0-9-:.+%_#*?!(),=@;$']`).
+//! Device id validation: ≤128 chars of `[A-Za-z0-9-:.+%_#*?!(),=@;$']` (ARCHITECTURE.md#limits;
+//! <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-identity-registry>).
 
 use super::HubError;
 

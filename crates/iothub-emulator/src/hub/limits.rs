@@ -1,4 +1,4 @@
-//! Twin content rules (reference §6.4, §6.5, §9): property names, nesting depth, section sizes,
+//! Twin content rules (ARCHITECTURE.md#limits; <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins>): property names, nesting depth, section sizes,
 //! string length and integer range. Violations are `HubError::InvalidArgument` (HTTP 400) with a
 //! message naming the rule and the offending path.
 
@@ -133,7 +133,7 @@ fn depth_of_value(value: &Value) -> usize {
     }
 }
 
-/// The hub's size algorithm (DOC-TW): keys and strings by UTF-8 length without control
+/// The hub's size algorithm (<https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins>): keys and strings by UTF-8 length without control
 /// characters, numbers 8 bytes, booleans 4 bytes, containers the sum of their contents.
 pub fn size_of_map(map: &Map<String, Value>) -> usize {
     map.iter()

@@ -1,21 +1,25 @@
-//! The one owner of the emulator's state: registry, twins, policies and connection state.
+//! The one owner of the emulator's state: identity registry, twins, policies and connection
+//! state (ARCHITECTURE.md#inside-the-emulator).
 //!
 //! [`Hub`] is a cheap clone over `Arc<Shared>`. State sits behind a `std::sync::Mutex` that is
 //! never held across `.await`: every write mutates memory, hands the changed row to the durable
 //! store under the same lock (so disk order equals memory order), releases the lock, and only then
 //! awaits the commit before acknowledging. REST handlers and MQTT sessions are two front doors
-//! onto this type; desired-property changes fan out to MQTT sessions over a broadcast channel.
+//! onto this type. What the hub has to tell the MQTT side (a committed desired-property change, a
+//! connection to close) goes straight to its [`DeviceSessions`], never through a channel that can
+//! drop it.
 
 mod clock;
 mod connection;
 mod device;
 mod error;
+mod identities;
 mod ids;
-pub mod limits;
+mod limits;
 mod policy;
 mod properties;
 mod query;
-mod registry;
+mod restore;
 mod twin;
 
 use std::collections::BTreeMap;
@@ -23,22 +27,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use iothub_auth::SharedAccessKey;
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use crate::faults::Faults;
-use crate::persist::{Loaded, PersistError, Store, WriteOp};
+use crate::persist::{AfterCommit, PersistError, Store, WriteOp};
 
-pub use clock::now_iso;
-pub(crate) use clock::tracking_timestamp;
-pub use device::{Authentication, ConnectionInfo, DeviceRecord};
+pub(crate) use clock::{now_iso, tracking_timestamp};
+pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
 pub use error::HubError;
-pub use ids::validate_device_id;
-pub use policy::{default_policies, DeviceAuth, Permissions, Policy};
-pub use twin::twin_etag;
+pub(crate) use ids::validate_device_id;
+pub(crate) use policy::{DeviceAuth, Permissions, Policy};
 
-/// A desired-properties change, pushed to the device's MQTT session.
+/// A committed desired-properties change, for the device's MQTT session.
 #[derive(Debug, Clone)]
-pub struct DesiredPatch {
+pub(crate) struct DesiredPatch {
     /// Which device.
     pub device_id: String,
     /// The new desired `$version`.
@@ -47,9 +49,24 @@ pub struct DesiredPatch {
     pub patch: Value,
 }
 
+/// The hub's link to the device sessions it does not own (the MQTT session table).
+///
+/// `desired_changed` is called once per committed desired-property change, in version order:
+/// for an in-memory hub under the state lock, for a durable one on the store's writer thread
+/// right after the commit. So an implementation must not call back into the hub, and must not
+/// block.
+pub(crate) trait DeviceSessions: Send + Sync {
+    /// A desired-properties change has committed: deliver it to the device's session.
+    fn desired_changed(&self, change: DesiredPatch);
+    /// Close the device's live connection; its stored session stays (fault injection).
+    fn disconnect(&self, device_id: &str);
+    /// The device was deleted: close its connection and forget its session.
+    fn device_deleted(&self, device_id: &str);
+}
+
 /// What a service write sends for a device identity (parsed from a `PUT /devices/{id}` body).
 #[derive(Debug, Clone)]
-pub struct DeviceSpec {
+pub(crate) struct DeviceSpec {
     /// `status` = "enabled".
     pub enabled: bool,
     /// `statusReason`.
@@ -76,7 +93,7 @@ impl Default for DeviceSpec {
 
 /// Requested credentials; SAS keys that are both absent are generated.
 #[derive(Debug, Clone)]
-pub enum AuthSpec {
+pub(crate) enum AuthSpec {
     /// Symmetric keys (either both given or both generated).
     Sas {
         /// Primary key, if supplied.
@@ -99,7 +116,7 @@ pub enum AuthSpec {
 
 /// An `If-Match` condition (already unquoted).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IfMatch {
+pub(crate) enum IfMatch {
     /// `*`: any existing entity.
     Any,
     /// A specific etag.
@@ -121,7 +138,7 @@ impl IfMatch {
 
 /// Twin PATCH (merge) or PUT (replace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TwinWriteMode {
+pub(crate) enum TwinWriteMode {
     /// Merge tags and desired; `null` deletes.
     Patch,
     /// Replace tags and desired entirely.
@@ -130,7 +147,7 @@ pub enum TwinWriteMode {
 
 /// A service-side twin write.
 #[derive(Debug, Clone)]
-pub struct TwinWrite {
+pub(crate) struct TwinWrite {
     /// Merge or replace.
     pub mode: TwinWriteMode,
     /// `tags` from the body (None = absent).
@@ -141,7 +158,7 @@ pub struct TwinWrite {
 
 /// Registry counts of `GET /statistics/devices`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RegistryStatistics {
+pub(crate) struct RegistryStatistics {
     /// All devices.
     pub total: u64,
     /// Enabled devices.
@@ -150,7 +167,11 @@ pub struct RegistryStatistics {
     pub disabled: u64,
 }
 
-/// Handle on the hub state.
+/// Handle on the hub state: the device identities, their twins and connection state, and the
+/// shared access policies. Cheap to clone.
+///
+/// Embedders reach it through `RunningEmulator::hub()`, mostly to act as a device would without
+/// an MQTT connection ([`Hub::patch_reported`]).
 #[derive(Clone)]
 pub struct Hub {
     shared: Arc<Shared>,
@@ -167,8 +188,8 @@ impl std::fmt::Debug for Hub {
 struct Shared {
     hostname: String,
     state: Mutex<State>,
-    desired_tx: broadcast::Sender<DesiredPatch>,
-    faults: Arc<Faults>,
+    sessions: Arc<dyn DeviceSessions>,
+    faults: Faults,
     /// `None` with `--in-memory`.
     store: Option<Store>,
 }
@@ -215,111 +236,13 @@ impl Pending {
     async fn committed(self) -> Result<(), HubError> {
         let Some(rx) = self.0 else { return Ok(()) };
         match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(HubError::Storage(e.to_string())),
-            Err(_) => Err(HubError::Storage(PersistError::Closed.to_string())),
+            Ok(result) => result.map_err(HubError::Storage),
+            Err(_) => Err(HubError::Storage(PersistError::Closed)),
         }
     }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredPolicyKeys {
-    primary: String,
-    secondary: String,
-}
-
-fn storage_error(e: impl std::fmt::Display) -> HubError {
-    HubError::Storage(e.to_string())
 }
 
 impl Hub {
-    /// Builds the hub from stored rows, creating the default policies that are missing.
-    ///
-    /// # Errors
-    /// A stored row is corrupt, or storing new policy keys fails.
-    pub(crate) async fn open(
-        hostname: String,
-        store: Option<Store>,
-        loaded: Loaded,
-    ) -> Result<Hub, HubError> {
-        let mut devices = BTreeMap::new();
-        let mut etag_counter = 0;
-        for (id, doc) in loaded.devices {
-            let record: DeviceRecord = serde_json::from_str(&doc).map_err(|e| {
-                storage_error(PersistError::Corrupt {
-                    key: id.clone(),
-                    reason: e.to_string(),
-                })
-            })?;
-            etag_counter = etag_counter.max(record.etag_counter);
-            devices.insert(id, Entry::new(record));
-        }
-        let stored_keys: BTreeMap<String, String> = loaded.policies.into_iter().collect();
-        let mut policies = BTreeMap::new();
-        let mut new_rows = Vec::new();
-        for (name, permissions) in default_policies() {
-            let (primary, secondary) = match stored_keys.get(name) {
-                Some(doc) => {
-                    let keys: StoredPolicyKeys = serde_json::from_str(doc).map_err(|e| {
-                        storage_error(PersistError::Corrupt {
-                            key: name.to_string(),
-                            reason: e.to_string(),
-                        })
-                    })?;
-                    let parse = |k: &str| {
-                        SharedAccessKey::from_base64(k).map_err(|_| {
-                            storage_error(PersistError::Corrupt {
-                                key: name.to_string(),
-                                reason: "stored policy key is not valid base64".into(),
-                            })
-                        })
-                    };
-                    (parse(&keys.primary)?, parse(&keys.secondary)?)
-                }
-                None => {
-                    let (p, s) = (SharedAccessKey::generate(), SharedAccessKey::generate());
-                    let doc = serde_json::to_string(&StoredPolicyKeys {
-                        primary: p.expose_base64().to_string(),
-                        secondary: s.expose_base64().to_string(),
-                    })
-                    .map_err(storage_error)?;
-                    new_rows.push(WriteOp::PutPolicy {
-                        name: name.to_string(),
-                        doc,
-                    });
-                    (p, s)
-                }
-            };
-            policies.insert(
-                name.to_string(),
-                Policy {
-                    name: name.to_string(),
-                    permissions,
-                    primary,
-                    secondary,
-                },
-            );
-        }
-        let (desired_tx, _) = broadcast::channel(4096);
-        let hub = Hub {
-            shared: Arc::new(Shared {
-                hostname,
-                state: Mutex::new(State {
-                    devices,
-                    policies,
-                    etag_counter,
-                }),
-                desired_tx,
-                faults: Arc::new(Faults::new()),
-                store,
-            }),
-        };
-        if !new_rows.is_empty() {
-            hub.submit(new_rows).committed().await?;
-        }
-        Ok(hub)
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state for an emulator.
         self.shared
@@ -329,14 +252,25 @@ impl Hub {
     }
 
     /// Hands rows to the store; call with the state lock held so disk order equals memory order.
-    fn submit(&self, ops: Vec<WriteOp>) -> Pending {
-        Pending(self.shared.store.as_ref().map(|s| s.submit(ops)))
+    /// `after_commit` runs once the rows have committed: at once without a store (still under
+    /// the caller's lock), on the writer thread in commit order with one.
+    fn submit(&self, ops: Vec<WriteOp>, after_commit: Option<AfterCommit>) -> Pending {
+        match &self.shared.store {
+            Some(store) => Pending(Some(store.submit(ops, after_commit))),
+            None => {
+                if let Some(after_commit) = after_commit {
+                    after_commit();
+                }
+                Pending(None)
+            }
+        }
     }
 
     fn put_device_op(record: &DeviceRecord) -> Result<WriteOp, HubError> {
         Ok(WriteOp::PutDevice {
             id: record.device_id.clone(),
-            doc: serde_json::to_string(record).map_err(storage_error)?,
+            doc: serde_json::to_string(record)
+                .map_err(|e| HubError::Storage(PersistError::from(e)))?,
         })
     }
 
@@ -353,21 +287,27 @@ impl Hub {
     }
 
     /// Fault-injection state.
-    pub fn faults(&self) -> &Faults {
+    pub(crate) fn faults(&self) -> &Faults {
         &self.shared.faults
     }
 
-    pub(crate) fn faults_arc(&self) -> Arc<Faults> {
-        Arc::clone(&self.shared.faults)
+    /// Closes the device's MQTT connection now, if it has one (fault injection).
+    pub(crate) fn disconnect_device(&self, device_id: &str) {
+        self.shared.sessions.disconnect(device_id);
     }
 
     /// A shared access policy by name (case-sensitive, like the hub).
-    pub fn policy(&self, name: &str) -> Option<Policy> {
+    pub(crate) fn policy(&self, name: &str) -> Option<Policy> {
         self.lock().policies.get(name).cloned()
     }
 
+    /// Whether a device with this id is registered.
+    pub(crate) fn device_exists(&self, device_id: &str) -> bool {
+        self.lock().devices.contains_key(device_id)
+    }
+
     /// A device's SAS keys; `None` for unknown devices and devices without SAS authentication.
-    pub fn device_keys(&self, device_id: &str) -> Option<DeviceAuth> {
+    pub(crate) fn device_keys(&self, device_id: &str) -> Option<DeviceAuth> {
         let state = self.lock();
         let record = &state.devices.get(device_id)?.record;
         match &record.authentication {
@@ -378,11 +318,6 @@ impl Hub {
             }),
             _ => None,
         }
-    }
-
-    /// Desired-property changes of every device, as they are acknowledged.
-    pub fn subscribe_desired(&self) -> broadcast::Receiver<DesiredPatch> {
-        self.shared.desired_tx.subscribe()
     }
 }
 

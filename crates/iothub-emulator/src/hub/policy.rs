@@ -2,7 +2,7 @@
 
 use iothub_auth::SharedAccessKey;
 
-/// Permissions of a shared access policy (the hub's `AccessRights`, reference §2.4).
+/// Permissions of a shared access policy (the hub's `AccessRights`, <https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Permissions {
     /// Read the identity registry.
@@ -46,7 +46,7 @@ pub struct Policy {
     pub secondary: SharedAccessKey,
 }
 
-/// The default policies of a new hub, by name and permissions (DESIGN.md emulator contract).
+/// The default policies of a new hub, by name and permissions (ARCHITECTURE.md#connection-strings).
 pub fn default_policies() -> [(&'static str, Permissions); 5] {
     let none = Permissions::default();
     [

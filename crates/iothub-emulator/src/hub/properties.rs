@@ -1,9 +1,13 @@
 //! Twin operations: service writes of tags and desired properties (PATCH merge, PUT replace),
 //! device writes of reported properties, and the two read views.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use super::twin::{Section, TwinState};
 use super::{limits, now_iso, DesiredPatch, Hub, HubError, IfMatch, TwinWrite, TwinWriteMode};
+use crate::persist::AfterCommit;
 
 impl Hub {
     /// The full twin document.
@@ -18,106 +22,46 @@ impl Hub {
             .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
     }
 
-    /// Applies a service twin write (PATCH or PUT) and returns the new twin document.
+    /// Applies a service twin write (PATCH or PUT) and returns the new twin document. A change
+    /// of `desired` reaches the device's MQTT session once it has committed.
     ///
     /// # Errors
     /// Unknown device, etag mismatch, content rules (400), storage failure.
-    pub async fn update_twin(
+    pub(crate) async fn update_twin(
         &self,
         id: &str,
         write: TwinWrite,
         if_match: Option<&IfMatch>,
     ) -> Result<Value, HubError> {
-        let TwinWrite {
-            mode,
-            tags,
-            desired,
-        } = write;
-        let (tags, desired) = match mode {
-            TwinWriteMode::Patch => (tags, desired),
-            // A replace always writes both sections; an absent one becomes empty.
-            TwinWriteMode::Replace => (
-                Some(tags.unwrap_or_default()),
-                Some(desired.unwrap_or_default()),
-            ),
-        };
-        let desired = desired.map(strip_section_metadata);
-        if let Some(t) = &tags {
-            limits::validate_patch("tags", t)?;
-        }
-        if let Some(d) = &desired {
-            limits::validate_patch("properties.desired", d)?;
-        }
+        let write = CheckedWrite::new(write)?;
         let (doc, pending) = {
             let mut state = self.lock();
             let entry = state
                 .devices
                 .get_mut(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
-            let twin = &entry.record.twin;
             if let Some(cond) = if_match {
-                cond.check(&twin.etag_string(), "Twin etag")?;
+                cond.check(&entry.record.twin.etag_string(), "Twin etag")?;
             }
-            if tags.is_none() && desired.is_none() {
+            if write.is_empty() {
                 return Ok(entry.twin_doc().clone());
             }
-            let now = now_iso();
-            let new_tags = match &tags {
-                Some(t) => {
-                    let mut merged = match mode {
-                        TwinWriteMode::Patch => twin.tags.clone(),
-                        TwinWriteMode::Replace => Map::new(),
-                    };
-                    merge_plain(&mut merged, t);
-                    limits::validate_section("tags", &merged, limits::MAX_TAGS_BYTES)?;
-                    Some(merged)
-                }
-                None => None,
-            };
-            let new_desired = match &desired {
-                Some(d) => {
-                    let mut section = twin.desired.clone();
-                    match mode {
-                        TwinWriteMode::Patch => section.merge(d, &now, true),
-                        TwinWriteMode::Replace => section.replace(d, &now, true),
-                    }
-                    limits::validate_section(
-                        "properties.desired",
-                        &section.content,
-                        limits::MAX_PROPERTIES_BYTES,
-                    )?;
-                    Some(section)
-                }
-                None => None,
-            };
-            let twin = &mut entry.record.twin;
-            twin.etag += 1;
-            twin.version += 1;
-            if let Some(t) = new_tags {
-                twin.tags = t;
-            }
-            let push = new_desired.map(|section| {
-                let version = section.version;
-                let mut patch = match mode {
-                    TwinWriteMode::Patch => desired.unwrap_or_default(),
-                    TwinWriteMode::Replace => section.content.clone(),
-                };
-                patch.insert("$version".into(), Value::from(version));
-                twin.desired = section;
-                DesiredPatch {
-                    device_id: id.to_string(),
-                    version,
-                    patch: Value::Object(patch),
-                }
-            });
+            let change = write.apply(&mut entry.record.twin)?;
             let op = Self::put_device_op(&entry.record)?;
             entry.invalidate();
-            if let Some(push) = push {
-                // Sent under the lock so sessions see desired versions in order; no receiver
-                // (no MQTT session) is fine.
-                let _ = self.shared.desired_tx.send(push);
-            }
-            (entry.record.twin_json(), self.submit(vec![op]))
+            let after_commit = change.map(|(version, patch)| {
+                let change = DesiredPatch {
+                    device_id: id.to_string(),
+                    version,
+                    patch,
+                };
+                let sessions = Arc::clone(&self.shared.sessions);
+                Box::new(move || sessions.desired_changed(change)) as AfterCommit
+            });
+            (
+                entry.record.twin_json(),
+                self.submit(vec![op], after_commit),
+            )
         };
         pending.committed().await?;
         Ok(doc)
@@ -127,7 +71,7 @@ impl Hub {
     ///
     /// # Errors
     /// `DeviceNotFound`.
-    pub async fn device_twin_properties(&self, device_id: &str) -> Result<Value, HubError> {
+    pub(crate) fn device_twin_properties(&self, device_id: &str) -> Result<Value, HubError> {
         let state = self.lock();
         let twin = &state
             .devices
@@ -141,7 +85,8 @@ impl Hub {
         }))
     }
 
-    /// Applies a device's reported-properties patch; returns the new reported `$version`.
+    /// Applies a device's reported-properties patch, as a device's twin PATCH over MQTT does;
+    /// returns the new reported `$version` once the change has committed.
     ///
     /// # Errors
     /// Not an object, content rules (400), unknown device, storage failure.
@@ -173,11 +118,121 @@ impl Hub {
             record.connection.last_activity_time = Some(now);
             let op = Self::put_device_op(record)?;
             entry.invalidate();
-            (version, self.submit(vec![op]))
+            (version, self.submit(vec![op], None))
         };
         pending.committed().await?;
         Ok(version)
     }
+}
+
+/// A service twin write, normalized and with its property names and values checked, before the
+/// state lock is taken.
+struct CheckedWrite {
+    mode: TwinWriteMode,
+    tags: Option<Map<String, Value>>,
+    desired: Option<Map<String, Value>>,
+}
+
+impl CheckedWrite {
+    /// A replace always writes both sections (an absent one becomes empty); `$metadata` and
+    /// `$version` that clients echo in `desired` are dropped.
+    fn new(write: TwinWrite) -> Result<CheckedWrite, HubError> {
+        let TwinWrite {
+            mode,
+            tags,
+            desired,
+        } = write;
+        let (tags, desired) = match mode {
+            TwinWriteMode::Patch => (tags, desired),
+            TwinWriteMode::Replace => (
+                Some(tags.unwrap_or_default()),
+                Some(desired.unwrap_or_default()),
+            ),
+        };
+        let desired = desired.map(strip_section_metadata);
+        if let Some(t) = &tags {
+            limits::validate_patch("tags", t)?;
+        }
+        if let Some(d) = &desired {
+            limits::validate_patch("properties.desired", d)?;
+        }
+        Ok(CheckedWrite {
+            mode,
+            tags,
+            desired,
+        })
+    }
+
+    /// Writes nothing (a body without `tags` and `properties.desired`).
+    fn is_empty(&self) -> bool {
+        self.tags.is_none() && self.desired.is_none()
+    }
+
+    /// Applies the write to `twin`, all or nothing: both new sections are built and checked
+    /// against the size and depth limits before anything changes. Returns the new desired
+    /// `$version` and the patch for the device, if `desired` was written.
+    fn apply(self, twin: &mut TwinState) -> Result<Option<(u64, Value)>, HubError> {
+        let now = now_iso();
+        let new_tags = match &self.tags {
+            Some(patch) => Some(merged_tags(self.mode, &twin.tags, patch)?),
+            None => None,
+        };
+        let new_desired = match &self.desired {
+            Some(patch) => Some(updated_desired(self.mode, &twin.desired, patch, &now)?),
+            None => None,
+        };
+        twin.etag += 1;
+        twin.version += 1;
+        if let Some(tags) = new_tags {
+            twin.tags = tags;
+        }
+        Ok(new_desired.map(|section| {
+            let version = section.version;
+            // A PATCH notifies the patch as written; a PUT the whole new document.
+            let mut patch = match self.mode {
+                TwinWriteMode::Patch => self.desired.unwrap_or_default(),
+                TwinWriteMode::Replace => section.content.clone(),
+            };
+            patch.insert("$version".into(), Value::from(version));
+            twin.desired = section;
+            (version, Value::Object(patch))
+        }))
+    }
+}
+
+/// The tags after a write: merged into the current ones (PATCH) or replacing them (PUT).
+fn merged_tags(
+    mode: TwinWriteMode,
+    current: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, HubError> {
+    let mut merged = match mode {
+        TwinWriteMode::Patch => current.clone(),
+        TwinWriteMode::Replace => Map::new(),
+    };
+    merge_plain(&mut merged, patch);
+    limits::validate_section("tags", &merged, limits::MAX_TAGS_BYTES)?;
+    Ok(merged)
+}
+
+/// The desired section after a write, with `$version` and `$metadata` advanced.
+fn updated_desired(
+    mode: TwinWriteMode,
+    current: &Section,
+    patch: &Map<String, Value>,
+    now: &str,
+) -> Result<Section, HubError> {
+    let mut section = current.clone();
+    match mode {
+        TwinWriteMode::Patch => section.merge(patch, now, true),
+        TwinWriteMode::Replace => section.replace(patch, now, true),
+    }
+    limits::validate_section(
+        "properties.desired",
+        &section.content,
+        limits::MAX_PROPERTIES_BYTES,
+    )?;
+    Ok(section)
 }
 
 /// Clients echo `$metadata` / `$version` at the section root; they are read-only, so dropped.

@@ -9,7 +9,7 @@ use super::Hub;
 
 impl Hub {
     /// One page of a non-aggregate query over device twins, resuming after `resume_after`.
-    pub fn query_page(
+    pub(crate) fn query_page(
         &self,
         query: &CompiledQuery,
         resume_after: Option<&str>,
@@ -31,7 +31,7 @@ impl Hub {
     }
 
     /// All rows of an aggregate query over device twins.
-    pub fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
+    pub(crate) fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
         let mut state = self.lock();
         query.aggregate(state.devices.values_mut().map(|e| e.twin_doc()))
     }

@@ -2,12 +2,43 @@
 
 use serde_json::{json, Map, Value};
 
+use super::policy::default_policies;
 use super::*;
+use crate::persist::Loaded;
 
-async fn hub() -> Hub {
-    Hub::open("localhost".into(), None, Loaded::default())
+/// Sessions that keep what the hub tells them.
+#[derive(Default)]
+struct Recorded {
+    desired: Mutex<Vec<DesiredPatch>>,
+    closed: Mutex<Vec<String>>,
+}
+
+impl DeviceSessions for Recorded {
+    fn desired_changed(&self, change: DesiredPatch) {
+        self.desired.lock().unwrap().push(change);
+    }
+    fn disconnect(&self, device_id: &str) {
+        self.closed
+            .lock()
+            .unwrap()
+            .push(format!("disconnect {device_id}"));
+    }
+    fn device_deleted(&self, device_id: &str) {
+        self.closed
+            .lock()
+            .unwrap()
+            .push(format!("deleted {device_id}"));
+    }
+}
+
+async fn hub_with(sessions: Arc<Recorded>) -> Hub {
+    Hub::open("localhost".into(), None, Loaded::default(), sessions)
         .await
         .expect("in-memory hub opens")
+}
+
+async fn hub() -> Hub {
+    hub_with(Arc::default()).await
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -58,8 +89,9 @@ async fn create_conflict_and_etag_update() {
 }
 
 #[tokio::test]
-async fn twin_counters_follow_the_reference() {
-    let hub = hub().await;
+async fn twin_counters_evolve_as_the_hub_counts_them() {
+    let sessions = Arc::new(Recorded::default());
+    let hub = hub_with(Arc::clone(&sessions)).await;
     hub.create_device("d1", DeviceSpec::default())
         .await
         .unwrap();
@@ -68,7 +100,6 @@ async fn twin_counters_follow_the_reference() {
     assert_eq!(t0["version"], 2);
     assert!(t0.get("tags").is_none());
 
-    let mut rx = hub.subscribe_desired();
     let write = |tags: Option<Value>, desired: Option<Value>| TwinWrite {
         mode: TwinWriteMode::Patch,
         tags: tags.map(obj),
@@ -93,7 +124,7 @@ async fn twin_counters_follow_the_reference() {
     assert_eq!(t2["version"], 4);
     assert_eq!(t2["properties"]["desired"]["$version"], 2);
     assert_eq!(t2["properties"]["desired"]["cfg"]["a"], 1);
-    let push = rx.try_recv().unwrap();
+    let push = sessions.desired.lock().unwrap().remove(0);
     assert_eq!(push.version, 2);
     assert_eq!(push.patch, json!({"cfg": {"a": 1}, "$version": 2}));
 
@@ -114,7 +145,7 @@ async fn twin_counters_follow_the_reference() {
     let t3 = hub.twin_json("d1").unwrap();
     assert_eq!(t3["etag"], t2["etag"], "reported writes keep the twin etag");
     assert_eq!(t3["version"], 5);
-    let props = hub.device_twin_properties("d1").await.unwrap();
+    let props = hub.device_twin_properties("d1").unwrap();
     assert_eq!(
         props,
         json!({"desired": {"cfg": {"a": 1}, "$version": 2}, "reported": {"rssi": -40, "$version": 2}})
@@ -178,12 +209,64 @@ async fn connection_state_is_visible() {
     hub.create_device("d1", DeviceSpec::default())
         .await
         .unwrap();
-    hub.set_connected("d1", true).await;
+    hub.set_connected("d1", true, 1);
     assert_eq!(hub.connected_device_count(), 1);
     assert_eq!(hub.twin_json("d1").unwrap()["connectionState"], "Connected");
-    hub.set_connected("d1", false).await;
+    hub.set_connected("d1", false, 2);
     assert_eq!(
         hub.device_json("d1").unwrap()["connectionState"],
         "Disconnected"
+    );
+}
+
+#[tokio::test]
+async fn a_late_connection_state_report_is_ignored() {
+    let hub = hub().await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    // The disconnect was numbered after the connect but is recorded first.
+    hub.set_connected("d1", false, 8);
+    hub.set_connected("d1", true, 7);
+    assert_eq!(hub.connected_device_count(), 0);
+    assert_eq!(
+        hub.device_json("d1").unwrap()["connectionState"],
+        "Disconnected"
+    );
+}
+
+#[tokio::test]
+async fn desired_changes_reach_the_sessions_in_version_order_and_deletes_close_them() {
+    let sessions = Arc::new(Recorded::default());
+    let hub = hub_with(Arc::clone(&sessions)).await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    for n in 0..5 {
+        let write = TwinWrite {
+            mode: TwinWriteMode::Patch,
+            tags: Some(obj(json!({"n": n}))),
+            desired: (n % 2 == 0).then(|| obj(json!({"n": n}))),
+        };
+        hub.update_twin("d1", write, None).await.unwrap();
+    }
+    let versions: Vec<u64> = sessions
+        .desired
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|change| change.version)
+        .collect();
+    assert_eq!(
+        versions,
+        [2, 3, 4],
+        "one change per desired write, tags alone notify nothing"
+    );
+
+    hub.disconnect_device("d1");
+    hub.delete_device("d1", None).await.unwrap();
+    assert_eq!(
+        *sessions.closed.lock().unwrap(),
+        ["disconnect d1", "deleted d1"]
     );
 }

@@ -1,4 +1,4 @@
-//! Twin state and its evolution (reference §6.3, §6.4): JSON merge patch per section with `null`
+//! Twin state and its evolution (ARCHITECTURE.md#wire-facts; <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-device-twins>): JSON merge patch per section with `null`
 //! deleting, `$version` per section, `$metadata` kept at every node on the path of a write
 //! (`$lastUpdatedVersion` only in `desired`), twin `etag`/`version` counters.
 
@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(twin_etag(1), "AAAAAAAAAAE=");
     }
 
-    /// The worked example of reference §6.3.
+    /// The worked `$metadata` example of ARCHITECTURE.md#wire-facts.
     #[test]
     fn desired_metadata_follows_the_worked_example() {
         let mut s = Section::new("T0");

@@ -1,4 +1,5 @@
-//! CONNECT: who the client is and whether it may connect (reference §3, §2.6, §8 items 3-4).
+//! CONNECT: who the client is and whether it may connect (ARCHITECTURE.md#device-mqtt,
+//! ARCHITECTURE.md#sas-tokens; <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
 //!
 //! * Client id: `{deviceId}` or `{deviceId}/{moduleId}`.
 //! * Username: `{host}/{clientId}/?api-version=…&…`, parsed leniently: the query is ignored,
@@ -20,7 +21,8 @@ use rumqttc::mqttbytes::Protocol;
 
 use super::topic::Identity;
 
-/// The server-side keep-alive limit: 1.5 × the client's, capped at 29.45 minutes (DOC-MQTT).
+/// The server-side keep-alive limit: 1.5 × the client's, capped at 29.45 minutes
+/// (<https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
 const MAX_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(1767);
 
 /// The keys a token may be checked against, as the hub stores them.

@@ -1,7 +1,8 @@
 //! One connection, from CONNECT to close: moves packets between a [`Transport`], the
 //! [`Session`] state machine and the [`Hub`]. All protocol decisions are the session's; this
-//! loop adds the timers (keep-alive × 1.5, SAS expiry), the registry (one connection per client
-//! id, persistent sessions, connection state) and the hub calls.
+//! loop adds the timers (keep-alive × 1.5, SAS expiry), the session table (one connection per
+//! client id, persistent sessions, desired notifications, connection state), shutdown and the hub
+//! calls.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
-use super::registry::{Lease, SessionRegistry};
 use super::session::{Action, CloseReason, Session};
+use super::session_table::{Lease, SessionTable};
 use super::transport::Transport;
 use super::twin::{TwinFailure, TwinOutcome, TwinRequest};
 use super::Endpoint;
@@ -72,46 +73,53 @@ enum Ended {
     KeepAliveTimeout,
     #[error("SAS token expired")]
     TokenExpired,
-    #[error("replaced by a new connection, dropped by fault injection, or shutting down")]
+    #[error("closed by the hub: replaced by a new connection, behind on desired notifications, dropped by fault injection, device deleted, or shutting down")]
     Stopped,
 }
 
 /// Runs one client connection to completion.
-pub async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
+pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
     let hub = &endpoint.hub;
+    let shutdown = endpoint.connections.shutdown_signal();
     let mut inbuf = BytesMut::new();
-    let connect =
-        match tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut io, &mut inbuf)).await {
-            Ok(Ok(Some(Packet::Connect(connect)))) => connect,
-            Ok(Ok(Some(other))) => {
-                debug!(%peer, packet = codec::kind(&other), "first packet is not CONNECT; closing");
-                return io.close().await;
-            }
-            Ok(Ok(None)) => return io.close().await,
-            Ok(Err(error)) => {
-                debug!(%peer, %error, "no valid CONNECT; closing");
-                return io.close().await;
-            }
-            Err(_) => {
-                debug!(%peer, "no CONNECT within {CONNECT_TIMEOUT:?}; closing");
-                return io.close().await;
-            }
-        };
+    let first = tokio::select! {
+        () = shutdown.cancelled() => return io.close().await,
+        first = tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut io, &mut inbuf)) => first,
+    };
+    let connect = match first {
+        Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+        Ok(Ok(Some(other))) => {
+            debug!(%peer, packet = codec::kind(&other), "first packet is not CONNECT; closing");
+            return io.close().await;
+        }
+        Ok(Ok(None)) => return io.close().await,
+        Ok(Err(error)) => {
+            debug!(%peer, %error, "no valid CONNECT; closing");
+            return io.close().await;
+        }
+        Err(_) => {
+            debug!(%peer, "no CONNECT within {CONNECT_TIMEOUT:?}; closing");
+            return io.close().await;
+        }
+    };
     let Some(accepted) = admit(&mut io, hub, &connect, &peer).await else {
         return io.close().await;
     };
     // The CONNECT holds the SAS token; nothing below needs it.
     drop(connect);
 
-    let registry = &endpoint.registry;
-    let lease = registry
-        .attach(
-            &accepted.client_id,
-            accepted.clean_session,
-            &endpoint.shutdown,
-        )
+    let sessions = &endpoint.sessions;
+    let lease = sessions
+        .attach(&accepted.client_id, accepted.clean_session, shutdown)
         .await;
-    sync_connection_state(hub, registry, &accepted).await;
+    if !hub.device_exists(&accepted.identity.device_id) {
+        // Deleted after CONNECT was checked: the delete's close found no session to close.
+        sessions.detach(lease, None);
+        info!(%peer, client_id = %accepted.client_id, "device deleted while connecting");
+        refuse(&mut io, ConnectReturnCode::NotAuthorized).await;
+        return io.close().await;
+    }
+    record_connection_state(hub, sessions, &accepted);
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
@@ -119,8 +127,8 @@ pub async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: String) {
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
-    registry.detach(lease, saved);
-    sync_connection_state(hub, registry, &accepted).await;
+    sessions.detach(lease, saved);
+    record_connection_state(hub, sessions, &accepted);
     io.close().await;
 }
 
@@ -139,13 +147,18 @@ async fn admit<T: Transport>(
         Ok(accepted) => Some(accepted),
         Err(refusal) => {
             info!(%peer, client_id = %connect.client_id, reason = %refusal, "CONNECT refused");
-            let mut out = BytesMut::new();
-            let connack = Packet::ConnAck(ConnAck::new(refusal.return_code(), false));
-            if codec::encode(&connack, &mut out).is_ok() {
-                write_before_close(io, &mut out).await;
-            }
+            refuse(io, refusal.return_code()).await;
             None
         }
+    }
+}
+
+/// Answers CONNECT with a refusing CONNACK (the connection is closed next).
+async fn refuse<T: Transport>(io: &mut T, code: ConnectReturnCode) {
+    let mut out = BytesMut::new();
+    let connack = Packet::ConnAck(ConnAck::new(code, false));
+    if codec::encode(&connack, &mut out).is_ok() {
+        write_before_close(io, &mut out).await;
     }
 }
 
@@ -302,7 +315,7 @@ async fn perform(hub: &Hub, device_id: &str, request: TwinRequest) -> (String, T
     }
     match request {
         TwinRequest::Get { rid } => {
-            let outcome = hub.device_twin_properties(device_id).await;
+            let outcome = hub.device_twin_properties(device_id);
             (rid, outcome.map_or_else(failure, TwinOutcome::Document))
         }
         TwinRequest::PatchReported { rid, patch } => {
@@ -329,14 +342,12 @@ async fn read_packet<T: Transport>(
     }
 }
 
-/// Writes the client's current connection state to the hub, ordered per client (see
-/// [`SessionRegistry::state_order`]).
-async fn sync_connection_state(hub: &Hub, registry: &SessionRegistry, accepted: &Accepted) {
-    let order = registry.state_order(&accepted.client_id);
-    let _turn = order.lock().await;
-    let connected = registry.is_connected(&accepted.client_id);
-    hub.set_connected(&accepted.identity.device_id, connected)
-        .await;
+/// Writes the client's current connection state to the hub. The state is numbered by the
+/// session table, so a report overtaken by a newer one is ignored by the hub (see
+/// [`SessionTable::connection_state`]).
+fn record_connection_state(hub: &Hub, sessions: &SessionTable, accepted: &Accepted) {
+    let state = sessions.connection_state(&accepted.client_id);
+    hub.set_connected(&accepted.identity.device_id, state.connected, state.seq);
 }
 
 /// The monotonic instant at which the wall clock reaches `unix_secs`.

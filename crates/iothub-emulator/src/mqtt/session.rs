@@ -2,7 +2,7 @@
 //! shape): it takes decoded packets and hub outcomes and returns [`Action`]s — packets to send,
 //! twin operations to run against the hub, and when to close. Unit-tested without sockets.
 //!
-//! The rules are IoT Hub's (reference §5.4, §8): QoS 0 and 1 only (a QoS 2 PUBLISH closes the
+//! The rules are IoT Hub's (ARCHITECTURE.md#device-mqtt; <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>): QoS 0 and 1 only (a QoS 2 PUBLISH closes the
 //! connection, a QoS 2 subscription is granted QoS 1), only documented topics and filters, and a
 //! device only ever touches its own topics.
 
@@ -70,13 +70,26 @@ pub struct SavedSession {
     pub subscriptions: Subscriptions,
     /// Notifications to deliver on the next connection, oldest first.
     pub pending_desired: VecDeque<DesiredNotification>,
+    /// The connection lost a notification (it fell behind): the device has to re-read its twin
+    /// anyway, so nothing is queued until it reconnects (a queue resuming after the hole would
+    /// deliver versions with a gap).
+    pub out_of_step: bool,
 }
 
 impl SavedSession {
+    /// What is kept of a session that fell behind: its subscriptions, no notifications.
+    pub fn out_of_step(self) -> SavedSession {
+        SavedSession {
+            subscriptions: self.subscriptions,
+            pending_desired: VecDeque::new(),
+            out_of_step: true,
+        }
+    }
+
     /// Queues a notification that arrived while the client was offline (only if it had
-    /// subscribed to them).
+    /// subscribed to them and is not out of step).
     pub fn queue_desired(&mut self, notification: DesiredNotification) {
-        if !self.subscriptions.wants_desired() {
+        if !self.subscriptions.wants_desired() || self.out_of_step {
             return;
         }
         if self.pending_desired.len() >= MAX_QUEUED_DESIRED {
@@ -175,6 +188,7 @@ impl Session {
         SavedSession {
             subscriptions: self.subscriptions,
             pending_desired,
+            out_of_step: false,
         }
     }
 

@@ -1,6 +1,7 @@
-//! The topic names and filters a device may use (reference §4, §5), and the topic names the hub
-//! publishes on. Anything a device sends that is not listed here makes the hub close the
-//! connection (§5.4), so parsing returns `None` rather than guessing.
+//! The topic names and filters a device may use, and the topic names the hub publishes on
+//! (ARCHITECTURE.md#device-mqtt; <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
+//! Anything a device sends that is not listed here makes the hub close the connection, so
+//! parsing returns `None` rather than guessing.
 
 use percent_encoding::percent_decode_str;
 

@@ -1,4 +1,4 @@
-//! Twin operations over MQTT (reference §4): what a twin request asks of the hub, and how each
+//! Twin operations over MQTT (ARCHITECTURE.md#device-mqtt): what a twin request asks of the hub, and how each
 //! outcome becomes a response on `$iothub/twin/res/{status}/?$rid=…`.
 
 use bytes::Bytes;
@@ -76,7 +76,7 @@ pub fn response(rid: &str, outcome: &TwinOutcome) -> (String, Bytes) {
 }
 
 /// The hub's JSON error body, e.g. `{"errorCode":400004,"trackingId":"…","message":"…",
-/// "timestampUtc":"…"}` (reference §4.2). Node's SDK treats any body with `errorCode` as an error.
+/// "timestampUtc":"…"}` (ARCHITECTURE.md#device-mqtt). Node's SDK treats any body with `errorCode` as an error.
 pub fn error_body(failure: &TwinFailure) -> Bytes {
     let timestamp = OffsetDateTime::now_utc()
         .format(&Rfc3339)

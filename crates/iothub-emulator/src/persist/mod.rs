@@ -5,7 +5,9 @@
 //! reports the commit. Submitting under the hub lock keeps disk order equal to memory order.
 //!
 //! Group commit: the writer takes every write already queued (up to a batch cap) and commits them
-//! in one transaction, so concurrent clients share one commit.
+//! in one transaction, so concurrent clients share one commit. After a commit it runs each
+//! write's after-commit effect (the hub's fan-out of a desired-property change to the device's
+//! MQTT session), in commit order, then acknowledges the writes.
 //!
 //! Durability: WAL journal with `synchronous=NORMAL`. A commit is in the WAL file (the OS page
 //! cache) when it returns, so it survives the process being killed (`kill -9`): the kernel still
@@ -16,16 +18,17 @@
 mod schema;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub use schema::Loaded;
+pub(crate) use schema::Loaded;
 
 /// One row change. `Debug` leaves out the documents: they contain keys.
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     /// Insert or replace a device (identity + twin) as JSON.
     PutDevice {
         /// Device id (primary key).
@@ -57,12 +60,35 @@ impl std::fmt::Debug for WriteOp {
     }
 }
 
+/// What runs once a write has committed, on the writer thread, in commit order (the hub's
+/// fan-out of desired-property changes to MQTT sessions).
+pub(crate) type AfterCommit = Box<dyn FnOnce() + Send>;
+
 /// A storage failure.
+///
+/// Cheap to clone (one commit's outcome goes to every write in its batch), so the underlying
+/// errors are shared. Their text is part of this error's message rather than its `source()`, so
+/// a report that walks the chain prints it once.
 #[derive(Debug, Clone, Error)]
+#[non_exhaustive]
 pub enum PersistError {
     /// SQLite reported an error.
     #[error("sqlite: {0}")]
-    Sqlite(String),
+    Sqlite(Arc<rusqlite::Error>),
+    /// Another process holds the database (SQLite's exclusive lock).
+    #[error("sqlite: {} is in use by another emulator (database is locked)", path.display())]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's busy or locked error.
+        error: Arc<rusqlite::Error>,
+    },
+    /// The writer thread could not be started.
+    #[error("sqlite: cannot start the writer thread: {0}")]
+    WriterThread(Arc<std::io::Error>),
+    /// The task that opened the store failed (panicked or was cancelled).
+    #[error("sqlite: store open task failed: {0}")]
+    OpenTask(Arc<tokio::task::JoinError>),
     /// The writer has stopped (shutdown or crash).
     #[error("the store is closed")]
     Closed,
@@ -74,24 +100,40 @@ pub enum PersistError {
         /// What was wrong.
         reason: String,
     },
+    /// A row could not be encoded for storage.
+    #[error("cannot encode a row for storage: {0}")]
+    Encode(Arc<serde_json::Error>),
 }
 
 impl From<rusqlite::Error> for PersistError {
     fn from(e: rusqlite::Error) -> Self {
-        PersistError::Sqlite(e.to_string())
+        PersistError::Sqlite(Arc::new(e))
+    }
+}
+
+impl From<serde_json::Error> for PersistError {
+    fn from(e: serde_json::Error) -> Self {
+        PersistError::Encode(Arc::new(e))
     }
 }
 
 type Ack = oneshot::Sender<Result<(), PersistError>>;
 
+/// One queued unit: its rows, who waits for the commit, what runs after it.
+struct Submitted {
+    ops: Vec<WriteOp>,
+    ack: Ack,
+    after_commit: Option<AfterCommit>,
+}
+
 enum Message {
-    Write(Vec<WriteOp>, Ack),
+    Write(Submitted),
     Close(oneshot::Sender<()>),
 }
 
 /// Handle on the writer thread.
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     tx: mpsc::UnboundedSender<Message>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -99,7 +141,7 @@ pub struct Store {
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Message::Write(ops, _) => write!(f, "Write({} ops)", ops.len()),
+            Message::Write(submitted) => write!(f, "Write({} ops)", submitted.ops.len()),
             Message::Close(_) => f.write_str("Close"),
         }
     }
@@ -110,14 +152,14 @@ impl Store {
     ///
     /// # Errors
     /// The database cannot be opened, migrated or read.
-    pub fn open(dir: &Path) -> Result<(Store, Loaded), PersistError> {
+    pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), PersistError> {
         let conn = schema::open(&dir.join("state.sqlite3"))?;
         let loaded = schema::load(&conn)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("iothub-emulator-store".into())
             .spawn(move || writer::run(conn, rx))
-            .map_err(|e| PersistError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| PersistError::WriterThread(Arc::new(e)))?;
         Ok((
             Store {
                 tx,
@@ -127,19 +169,30 @@ impl Store {
         ))
     }
 
-    /// Queues `ops` as one unit; the receiver resolves once they are committed.
-    pub fn submit(&self, ops: Vec<WriteOp>) -> oneshot::Receiver<Result<(), PersistError>> {
+    /// Queues `ops` as one unit; the receiver resolves once they are committed. `after_commit`
+    /// runs after a successful commit, before the receiver resolves; it is dropped unrun if the
+    /// commit fails or the store is closed.
+    pub(crate) fn submit(
+        &self,
+        ops: Vec<WriteOp>,
+        after_commit: Option<AfterCommit>,
+    ) -> oneshot::Receiver<Result<(), PersistError>> {
         let (ack, done) = oneshot::channel();
-        if let Err(mpsc::error::SendError(Message::Write(_, ack))) =
-            self.tx.send(Message::Write(ops, ack))
+        let submitted = Submitted {
+            ops,
+            ack,
+            after_commit,
+        };
+        if let Err(mpsc::error::SendError(Message::Write(refused))) =
+            self.tx.send(Message::Write(submitted))
         {
-            let _ = ack.send(Err(PersistError::Closed));
+            let _ = refused.ack.send(Err(PersistError::Closed));
         }
         done
     }
 
     /// Commits everything queued so far, then stops the writer. Later writes fail `Closed`.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.tx.send(Message::Close(done_tx)).is_ok() {
             let _ = done_rx.await;
@@ -173,23 +226,29 @@ mod tests {
         let store = std::sync::Arc::new(store);
         let mut acks = Vec::new();
         for i in 0..200 {
-            acks.push(store.submit(vec![WriteOp::PutDevice {
-                id: format!("d{i:03}"),
-                doc: format!("{{\"n\":{i}}}"),
-            }]));
+            acks.push(store.submit(
+                vec![WriteOp::PutDevice {
+                    id: format!("d{i:03}"),
+                    doc: format!("{{\"n\":{i}}}"),
+                }],
+                None,
+            ));
         }
-        acks.push(store.submit(vec![
-            WriteOp::DeleteDevice { id: "d000".into() },
-            WriteOp::PutPolicy {
-                name: "p".into(),
-                doc: "{}".into(),
-            },
-        ]));
+        acks.push(store.submit(
+            vec![
+                WriteOp::DeleteDevice { id: "d000".into() },
+                WriteOp::PutPolicy {
+                    name: "p".into(),
+                    doc: "{}".into(),
+                },
+            ],
+            None,
+        ));
         for ack in acks {
             ack.await.unwrap().unwrap();
         }
         store.close().await;
-        let late = store.submit(vec![WriteOp::DeleteDevice { id: "d001".into() }]);
+        let late = store.submit(vec![WriteOp::DeleteDevice { id: "d001".into() }], None);
         assert!(matches!(late.await, Ok(Err(PersistError::Closed))));
 
         drop(store);
@@ -203,8 +262,39 @@ mod tests {
         // While `_store` is open, the directory is taken.
         let second = Store::open(dir.path());
         assert!(
-            matches!(&second, Err(PersistError::Sqlite(m)) if m.contains("another emulator")),
+            matches!(&second, Err(e @ PersistError::Locked { .. }) if e.to_string().contains("another emulator")),
             "{second:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_commit_effects_run_in_commit_order_before_the_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let effect = |i: usize| -> Option<AfterCommit> {
+            let ran = std::sync::Arc::clone(&ran);
+            Some(Box::new(move || ran.lock().unwrap().push(i)))
+        };
+        let acks: Vec<_> = (0..50)
+            .map(|i| {
+                let op = WriteOp::DeleteDevice {
+                    id: format!("d{i}"),
+                };
+                store.submit(vec![op], effect(i))
+            })
+            .collect();
+        for ack in acks {
+            ack.await.unwrap().unwrap();
+        }
+        assert_eq!(*ran.lock().unwrap(), (0..50).collect::<Vec<_>>());
+        store.close().await;
+        let late = store.submit(vec![WriteOp::DeleteDevice { id: "x".into() }], effect(99));
+        assert!(matches!(late.await, Ok(Err(PersistError::Closed))));
+        assert_eq!(
+            ran.lock().unwrap().len(),
+            50,
+            "an uncommitted write has no effect"
         );
     }
 }

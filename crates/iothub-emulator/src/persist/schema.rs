@@ -1,6 +1,7 @@
 //! Opening the database, its schema and the initial load.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -9,7 +10,7 @@ use super::PersistError;
 
 /// Rows read at start-up, as stored JSON documents.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// `(device id, DeviceRecord JSON)`.
     pub devices: Vec<(String, String)>,
     /// `(policy name, keys JSON)`.
@@ -21,7 +22,7 @@ pub struct Loaded {
 /// The connection holds SQLite's exclusive lock for its whole life (`locking_mode=EXCLUSIVE`,
 /// taken by the schema transaction), so a second emulator on the same data directory fails at
 /// start instead of interleaving writes. The lock dies with the process, even on `kill -9`.
-pub fn open(path: &Path) -> Result<Connection, PersistError> {
+pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
     let setup = || -> rusqlite::Result<Connection> {
         let conn = Connection::open(path)?;
         // A crashed predecessor's lock is gone at once; waiting longer only delays the error.
@@ -39,17 +40,17 @@ pub fn open(path: &Path) -> Result<Connection, PersistError> {
     };
     setup().map_err(|e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            PersistError::Sqlite(format!(
-                "{} is in use by another emulator (database is locked)",
-                path.display()
-            ))
+            PersistError::Locked {
+                path: path.to_path_buf(),
+                error: Arc::new(e),
+            }
         }
         _ => PersistError::from(e),
     })
 }
 
 /// Reads every device and policy row.
-pub fn load(conn: &Connection) -> Result<Loaded, PersistError> {
+pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
     let mut loaded = Loaded::default();
     let mut stmt = conn.prepare("SELECT id, doc FROM devices ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;

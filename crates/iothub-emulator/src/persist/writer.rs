@@ -1,21 +1,21 @@
-//! The writer thread: group commit of queued writes.
+//! The writer thread: group commit of queued writes, then their after-commit effects in order.
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::{Ack, Message, PersistError, WriteOp};
+use super::{Message, PersistError, Submitted, WriteOp};
 
 /// Most writes folded into one transaction; bounds the latency of the first one in a batch.
 const MAX_BATCH: usize = 4096;
 
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>) {
-    let mut batch: Vec<(Vec<WriteOp>, Ack)> = Vec::new();
+    let mut batch: Vec<Submitted> = Vec::new();
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Write(ops, ack) => batch.push((ops, ack)),
+                Message::Write(submitted) => batch.push(submitted),
                 Message::Close(done) => {
                     closing = Some(done);
                     break;
@@ -26,15 +26,20 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>
             }
         }
         let result = commit(&mut conn, &batch);
-        for (_, ack) in batch.drain(..) {
+        for submitted in batch.drain(..) {
+            if result.is_ok() {
+                if let Some(after_commit) = submitted.after_commit {
+                    after_commit();
+                }
+            }
             // A dropped receiver means the client went away; the write still stands.
-            let _ = ack.send(result.clone());
+            let _ = submitted.ack.send(result.clone());
         }
         if let Some(done) = closing.take() {
             rx.close();
             // Writes that raced with Close are refused, not silently dropped.
-            while let Ok(Message::Write(_, ack)) = rx.try_recv() {
-                let _ = ack.send(Err(PersistError::Closed));
+            while let Ok(Message::Write(refused)) = rx.try_recv() {
+                let _ = refused.ack.send(Err(PersistError::Closed));
             }
             let _ = done.send(());
             break;
@@ -42,7 +47,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[(Vec<WriteOp>, Ack)]) -> Result<(), PersistError> {
+fn commit(conn: &mut Connection, batch: &[Submitted]) -> Result<(), PersistError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -53,7 +58,7 @@ fn commit(conn: &mut Connection, batch: &[(Vec<WriteOp>, Ack)]) -> Result<(), Pe
         let mut delete_device = tx.prepare_cached("DELETE FROM devices WHERE id = ?1")?;
         let mut put_policy =
             tx.prepare_cached("INSERT OR REPLACE INTO policies (name, doc) VALUES (?1, ?2)")?;
-        for op in batch.iter().flat_map(|(ops, _)| ops) {
+        for op in batch.iter().flat_map(|submitted| &submitted.ops) {
             match op {
                 WriteOp::PutDevice { id, doc } => put_device.execute((id, doc))?,
                 WriteOp::DeleteDevice { id } => delete_device.execute([id])?,

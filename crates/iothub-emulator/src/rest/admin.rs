@@ -24,7 +24,7 @@ pub async fn drop_connection(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_owner()?;
-    hub.faults().drop_device_connection(&id);
+    hub.disconnect_device(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

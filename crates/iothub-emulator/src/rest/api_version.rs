@@ -1,4 +1,4 @@
-//! Every service request must carry `api-version`; any value is accepted (reference §1.1).
+//! Every service request must carry `api-version`; any value is accepted (ARCHITECTURE.md#service-rest-api).
 
 use axum::extract::Request;
 use axum::http::StatusCode;

@@ -4,8 +4,8 @@
 //! key (`skn`); device-scoped tokens (no `skn`) reach no service endpoint. The token's `sr` must
 //! cover `{hostname}{path}` (host case-insensitive, ports ignored, prefix by whole segment).
 //!
-//! Permissions per operation (reference §2.4; where the docs and practice disagree, either is
-//! accepted):
+//! Permissions per operation (ARCHITECTURE.md#sas-tokens; the permission names are those of
+//! <https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas>; where the docs and practice disagree, either is accepted):
 //! - registry reads (`GET /devices…`, `GET /statistics/devices`): RegistryRead;
 //! - registry writes (`PUT`/`DELETE /devices/{id}`): RegistryWrite;
 //! - twin GET: ServiceConnect or RegistryRead; twin PATCH/PUT: ServiceConnect or RegistryWrite

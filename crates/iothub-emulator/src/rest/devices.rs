@@ -1,5 +1,5 @@
 //! Device identities: `PUT`/`GET`/`DELETE /devices/{id}` and `GET /devices?top=N`
-//! (reference §5). PUT without `If-Match` creates (409 if the device exists); with `If-Match` it
+//! (ARCHITECTURE.md#service-rest-api). PUT without `If-Match` creates (409 if the device exists); with `If-Match` it
 //! updates (404 if missing, 412 on a mismatch). Creation answers 200, as the hub does.
 
 use axum::body::Bytes;
@@ -16,9 +16,9 @@ use super::request::{if_match, member, parse_object, present};
 use super::response::JsonResponse;
 use crate::hub::{AuthSpec, DeviceSpec, Hub};
 
-/// Symmetric key length bounds in decoded bytes (reference §9).
+/// Symmetric key length bounds in decoded bytes (ARCHITECTURE.md#limits).
 const KEY_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
-/// `GET /devices?top` outside 1..=1000 means 1000 (reference §5.1).
+/// `GET /devices?top` outside 1..=1000 means 1000 (ARCHITECTURE.md#service-rest-api).
 const MAX_LIST: usize = 1000;
 
 /// `GET /devices/{id}`.

@@ -1,4 +1,5 @@
-//! Error responses in the hub's "Format A" (reference §3): body
+//! Error responses in the hub's "Format A" (ARCHITECTURE.md#service-rest-api; codes:
+//! <https://learn.microsoft.com/rest/api/iothub/common-error-codes>): body
 //! `{"Message":"ErrorCode:<Name>;<text>","ExceptionMessage":"Tracking ID:…"}`, the matching
 //! `iothub-errorcode` header, and `Content-Type: application/json; charset=utf-8`.
 

@@ -1,4 +1,5 @@
-//! `POST /devices/query` through `iothub-query` (reference §7).
+//! `POST /devices/query` through `iothub-query` (ARCHITECTURE.md#query-language,
+//! <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-query-language>).
 //!
 //! - Body `{"query": "…"}` (member name case-insensitive); missing → 400 `ArgumentNull`.
 //! - `x-ms-max-item-count`: default 100, values above 100 are clamped, ≤0 or non-numeric → 400.

@@ -1,5 +1,6 @@
 //! Request helpers shared by the resources: JSON bodies (with Format A errors), case-insensitive
-//! member lookup (the hub binds body members case-insensitively, reference §1.5), `If-Match`.
+//! member lookup (the hub binds body members case-insensitively, ARCHITECTURE.md#wire-facts),
+//! `If-Match`.
 
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};

@@ -1,4 +1,4 @@
-//! `GET /statistics/devices` and `GET /statistics/service` (reference §4).
+//! `GET /statistics/devices` and `GET /statistics/service` (ARCHITECTURE.md#service-rest-api).
 
 use axum::extract::State;
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! Device twins: `GET`, `PATCH` (merge, `null` deletes) and `PUT` (replace tags and desired)
-//! on `/twins/{id}` (reference §6). Read-only members in bodies (`deviceId`, `etag`, `version`,
+//! on `/twins/{id}` (ARCHITECTURE.md#service-rest-api). Read-only members in bodies (`deviceId`, `etag`, `version`,
 //! `properties.reported`, `$metadata`, `$version`, …) are ignored because SDKs echo them.
 //! Injected faults (`fail_next_twin_operations`) apply to all three.
 

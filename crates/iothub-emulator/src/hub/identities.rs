@@ -1,4 +1,4 @@
-//! Device identity operations: create, update (If-Match), delete, list, statistics.
+//! The identity registry: create, update (If-Match), delete, list, statistics.
 
 use iothub_auth::SharedAccessKey;
 use serde_json::Value;
@@ -15,7 +15,11 @@ impl Hub {
     ///
     /// # Errors
     /// Invalid id or keys, existing device, storage failure.
-    pub async fn create_device(&self, id: &str, spec: DeviceSpec) -> Result<Value, HubError> {
+    pub(crate) async fn create_device(
+        &self,
+        id: &str,
+        spec: DeviceSpec,
+    ) -> Result<Value, HubError> {
         validate_device_id(id)?;
         let authentication = resolve_auth(spec.authentication)?;
         let (json, pending) = {
@@ -40,7 +44,7 @@ impl Hub {
             let op = Self::put_device_op(&record)?;
             let json = record.identity_json();
             state.devices.insert(id.to_string(), Entry::new(record));
-            (json, self.submit(vec![op]))
+            (json, self.submit(vec![op], None))
         };
         pending.committed().await?;
         Ok(json)
@@ -50,7 +54,7 @@ impl Hub {
     ///
     /// # Errors
     /// Unknown device, etag mismatch, invalid keys, storage failure.
-    pub async fn update_device(
+    pub(crate) async fn update_device(
         &self,
         id: &str,
         spec: DeviceSpec,
@@ -79,17 +83,17 @@ impl Hub {
             let op = Self::put_device_op(record)?;
             let json = record.identity_json();
             entry.invalidate();
-            (json, self.submit(vec![op]))
+            (json, self.submit(vec![op], None))
         };
         pending.committed().await?;
         Ok(json)
     }
 
-    /// Deletes a device (and closes its MQTT connection).
+    /// Deletes a device, then closes its MQTT connection and forgets its session.
     ///
     /// # Errors
     /// Unknown device, etag mismatch, storage failure.
-    pub async fn delete_device(
+    pub(crate) async fn delete_device(
         &self,
         id: &str,
         if_match: Option<&IfMatch>,
@@ -104,10 +108,10 @@ impl Hub {
                 cond.check(&entry.record.etag(), "Device version")?;
             }
             state.devices.remove(id);
-            self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }])
+            self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }], None)
         };
         pending.committed().await?;
-        self.shared.faults.drop_device_connection(id);
+        self.shared.sessions.device_deleted(id);
         Ok(())
     }
 
@@ -115,7 +119,7 @@ impl Hub {
     ///
     /// # Errors
     /// Invalid id, an existing device without SAS keys, storage failure.
-    pub async fn ensure_device(&self, id: &str) -> Result<DeviceAuth, HubError> {
+    pub(crate) async fn ensure_device(&self, id: &str) -> Result<DeviceAuth, HubError> {
         if let Some(keys) = self.device_keys(id) {
             return Ok(keys);
         }
@@ -141,7 +145,7 @@ impl Hub {
     }
 
     /// Up to `top` device identities, ordered by id.
-    pub fn list_devices(&self, top: usize) -> Vec<Value> {
+    pub(crate) fn list_devices(&self, top: usize) -> Vec<Value> {
         self.lock()
             .devices
             .values()
@@ -151,7 +155,7 @@ impl Hub {
     }
 
     /// Registry counts.
-    pub fn registry_statistics(&self) -> RegistryStatistics {
+    pub(crate) fn registry_statistics(&self) -> RegistryStatistics {
         let state = self.lock();
         let total = state.devices.len() as u64;
         let enabled = state.devices.values().filter(|e| e.record.enabled).count() as u64;
@@ -163,7 +167,7 @@ impl Hub {
     }
 
     /// Devices currently connected over MQTT.
-    pub fn connected_device_count(&self) -> u64 {
+    pub(crate) fn connected_device_count(&self) -> u64 {
         self.lock()
             .devices
             .values()
