@@ -30,6 +30,9 @@ mod rest;
 mod server;
 pub mod tls;
 
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
 pub use config::EmulatorConfig;
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;
