@@ -152,24 +152,21 @@ impl TestHub {
     /// Registers `id` (keeping its keys if it exists) and returns its connection string for
     /// MQTT over TLS.
     pub async fn add_device(&self, id: &str) -> DeviceConnectionString {
-        let text = self
-            .emulator
-            .add_device(id)
+        self.register(id)
             .await
-            .unwrap_or_else(|e| panic!("registering device {id:?}: {e}"));
-        self.remember(id);
-        text.parse()
+            .parse()
             .expect("the emulator's device connection string parses")
     }
 
-    /// Registers every id in `ids`.
+    /// Registers every id in `ids`, including ids no connection string can carry (such as
+    /// ones with `;`), which the REST API accepts.
     pub async fn add_devices<I, S>(&self, ids: I)
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         for id in ids {
-            self.add_device(id.as_ref()).await;
+            self.register(id.as_ref()).await;
         }
     }
 
@@ -205,13 +202,13 @@ impl TestHub {
             .iter()
             .filter_map(|id| self.emulator.device_connection_string(id))
             .collect();
+        // The key is the last field, so an id with `;` in it cannot be mistaken for one.
         policies
             .chain(devices)
             .map(|text| {
-                let key = text
-                    .split(';')
-                    .find_map(|part| part.strip_prefix("SharedAccessKey="))
-                    .expect("emulator connection strings carry a key");
+                let (_, key) = text
+                    .rsplit_once(";SharedAccessKey=")
+                    .expect("emulator connection strings end with the key");
                 key.to_owned()
             })
             .collect()
@@ -252,8 +249,11 @@ impl TestHub {
     /// `GET /devices/{id}`: the device identity with its connection state.
     pub async fn device_identity(&self, id: &str) -> Value {
         let path = format!("/devices/{}", iothub_auth::encode_component(id));
-        self.call("GET device", self.request(Method::GET, &path, "iothubowner"))
-            .await
+        self.call(
+            "GET device",
+            self.request(Method::GET, &path, "iothubowner"),
+        )
+        .await
     }
 
     /// `PATCH /twins/{id}` with desired properties, unconditionally, as the service SDKs send
@@ -316,7 +316,13 @@ impl TestHub {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what} answers JSON ({e}): {text}"))
     }
 
-    fn remember(&self, id: &str) {
+    /// Registers `id` and returns its connection string, unparsed.
+    async fn register(&self, id: &str) -> String {
+        let text = self
+            .emulator
+            .add_device(id)
+            .await
+            .unwrap_or_else(|e| panic!("registering device {id:?}: {e}"));
         let mut devices = self
             .devices
             .lock()
@@ -324,6 +330,7 @@ impl TestHub {
         if !devices.iter().any(|known| known == id) {
             devices.push(id.to_owned());
         }
+        text
     }
 }
 

@@ -158,7 +158,9 @@ async fn refused_and_dropped_connections_by_fault_injection() {
         !matches!(error, ConnectionError::ConnectionRefused(_)),
         "closed without a CONNACK, got {error}"
     );
-    hub.emulator().faults().refuse_connections_for(Duration::ZERO);
+    hub.emulator()
+        .faults()
+        .refuse_connections_for(Duration::ZERO);
 
     let client = hub.connect(&device).await;
     hub.emulator().faults().drop_device_connection("d1");

@@ -77,10 +77,7 @@ impl Api {
             .client
             .request(
                 method,
-                format!(
-                    "https://localhost:{}{path}?{API_VERSION_QUERY}",
-                    self.port
-                ),
+                format!("https://localhost:{}{path}?{API_VERSION_QUERY}", self.port),
             )
             .header("authorization", &self.auth);
         if let Some(b) = body {

@@ -114,10 +114,7 @@ impl MqttHub for TestHub {
 }
 
 fn configure(hub: &TestHub, options: &mut MqttOptions, client_id: &str, password: &str) {
-    let username = format!(
-        "{}/{client_id}/{USERNAME_QUERY}",
-        hub.emulator().hostname()
-    );
+    let username = format!("{}/{client_id}/{USERNAME_QUERY}", hub.emulator().hostname());
     options
         .set_credentials(username, password)
         .set_clean_session(false)

@@ -12,8 +12,13 @@ pub trait RestHub {
     /// A token for the hub signed with a key that is not the policy's.
     fn forged_token(&self, policy: &str) -> String;
     /// `method path` signed for `policy`, with an optional JSON body.
-    async fn send(&self, method: Method, path: &str, policy: &str, body: Option<&Value>)
-        -> Response;
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        policy: &str,
+        body: Option<&Value>,
+    ) -> Response;
     /// `method path` with `auth` as the `Authorization` value and extra headers.
     async fn send_with(
         &self,
