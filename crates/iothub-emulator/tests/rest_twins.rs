@@ -19,7 +19,7 @@ async fn patch(hub: &TestHub, id: &str, body: Value, if_match: Option<&str>) -> 
 }
 
 #[tokio::test]
-async fn twin_evolves_as_the_reference_describes() {
+async fn twin_versions_etags_and_metadata_evolve_with_each_write() {
     let hub = TestHub::start().await;
     hub.create_device("t1").await;
     let res = hub.send(Method::GET, "/twins/t1", "service", None).await;
