@@ -199,7 +199,8 @@ async fn wait_times_out_with_exit_5() {
     let line = out.error_line();
     assert!(line.contains("waiting for device 'neverThere'"), "{line}");
     assert!(line.contains("Devices in Redmond43"), "{line}");
-    assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
+    // Room for a loaded machine: the bound only shows the wait gave up after its 2 s.
+    assert!(out.elapsed < Duration::from_secs(20), "{:?}", out.elapsed);
 }
 
 #[tokio::test]

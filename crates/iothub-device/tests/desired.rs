@@ -49,7 +49,7 @@ async fn desired_changes_made_while_offline_surface_after_reconnect() {
     faults.drop_device_connection("dev-offline");
     // Wait until the device noticed, then change desired while it cannot connect.
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        let event = tokio::time::timeout(PROMPTLY, events.next())
             .await
             .expect("disconnect noticed")
             .expect("stream open");

@@ -18,7 +18,8 @@ async fn patches_sent_while_the_connection_drops_are_all_acknowledged() {
     let mut events = client.connection_events();
     let faults = hub.emulator().faults();
 
-    // 100 patches, one every 15 ms, each awaited in its own task.
+    // 100 patches, one every 15 ms, each awaited in its own task. The sleeps pace the traffic so
+    // the drops below land in the middle of it; nothing waits on them.
     let sender = {
         let client = client.clone();
         tokio::spawn(async move {
