@@ -1,19 +1,15 @@
 //! The flow a CI job scripts against a hub: the device reports once, then the back end waits
 //! until the device shows up in both queries; both steps' JSON output is parsed.
 
-// Each test binary uses only part of the shared helpers.
-#[allow(dead_code)]
-mod support;
-
+use crate::support::{device_connection_string, run, stderr, stdout, tutorial_hub, DEVICE_ID};
 use serde_json::Value;
-use support::{run, stderr, stdout, Hub, DEVICE_ID};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn report_once_then_wait_for_the_device_in_json() {
-    let hub = Hub::start().await;
-    let service = hub.service_connection_string();
-    let device = hub.device_connection_string();
-    let ca = hub.emulator.ca_file().to_string_lossy().into_owned();
+    let hub = tutorial_hub().await;
+    let service = hub.emulator().service_connection_string();
+    let device = device_connection_string(&hub);
+    let ca = hub.emulator().ca_file().to_string_lossy().into_owned();
 
     // The device's step: one JSON document once the hub acknowledged the patch.
     let report = run(

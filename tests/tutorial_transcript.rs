@@ -2,21 +2,19 @@
 //! in-process emulator: the device is listed under Redmond43 only until it reports cellular
 //! connectivity, then under both headings.
 
-// Each test binary uses only part of the shared helpers.
-#[allow(dead_code)]
-mod support;
-
-use support::{listed_under, run, stderr, stdout, Hub, DEVICE_ID};
+use crate::support::{
+    device_connection_string, listed_under, run, stderr, stdout, tutorial_hub, DEVICE_ID,
+};
 
 const PLANT_HEADING: &str = "Devices in Redmond43:";
 const CELLULAR_HEADING: &str = "Devices in Redmond43 using cellular network:";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tutorial_transcript_before_and_after_the_device_reports() {
-    let hub = Hub::start().await;
-    let service = hub.service_connection_string();
-    let device = hub.device_connection_string();
-    let ca = hub.emulator.ca_file().to_string_lossy().into_owned();
+    let hub = tutorial_hub().await;
+    let service = hub.emulator().service_connection_string();
+    let device = device_connection_string(&hub);
+    let ca = hub.emulator().ca_file().to_string_lossy().into_owned();
     let env = [("IOTHUB_CA_FILE", ca.as_str())];
 
     // 1. The back end tags the device and queries: Redmond43 only.

@@ -246,7 +246,9 @@ fn tolerated_sdk_variations() {
     let variants = [
         // Node order.
         format!("SharedAccessSignature sr={sr}&sig={sig}&skn=device&se={SE}"),
-        // DOC-MQTT order, upper-case field names, odd scheme case, surrounding whitespace.
+        // The order of the example in Microsoft's MQTT documentation
+        // (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub), upper-case field
+        // names, odd scheme case, surrounding whitespace.
         format!("  sharedaccesssignature  SIG={sig}&SE={SE}&Skn=device&SR={sr} "),
         // Lower-case hex escapes in sig (C shared utility).
         format!(

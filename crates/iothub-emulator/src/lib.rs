@@ -37,6 +37,9 @@ mod persist;
 mod rest;
 mod tls;
 
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
 pub use config::EmulatorConfig;
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;

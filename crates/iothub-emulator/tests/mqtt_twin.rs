@@ -1,12 +1,14 @@
 //! Device twin over MQTT with a plain rumqttc client: GET / reported PATCH with `$version`,
 //! 400s with the hub's JSON error body, injected 429 / 503, desired-property pushes after a
-//! service PATCH (live and after a reconnect), and the topic and QoS rules of reference §5.4.
+//! service PATCH (live and after a reconnect), and IoT Hub's topic and QoS rules for MQTT
+//! devices (QoS 0 and 1 only, documented topics only; see
+//! <https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
 
-mod mqtt_support;
-
-use mqtt_support::{Client, RawClient, TestHub};
+use iothub_emulator::test_support::TestHub;
 use rumqttc::{Packet, QoS, SubscribeReasonCode};
 use serde_json::{json, Value};
+
+use crate::support::mqtt::{Client, MqttHub, RawClient};
 
 #[tokio::test]
 async fn get_and_patch_round_trips_carry_versions() {
@@ -87,12 +89,12 @@ async fn injected_twin_failures_answer_429_and_503() {
     let client = hub.connect(&device).await;
     client.subscribe_twin().await;
 
-    hub.emulator.faults().fail_next_twin_operations(1, 429);
+    hub.emulator().faults().fail_next_twin_operations(1, 429);
     let (status, body) = client.get_twin("throttled").await;
     assert_eq!(status, 429);
     assert_eq!(body["errorCode"], 429001);
 
-    hub.emulator.faults().fail_next_twin_operations(1, 503);
+    hub.emulator().faults().fail_next_twin_operations(1, 503);
     let (status, _, _) = client.patch_reported("unavailable", r#"{"a":1}"#).await;
     assert_eq!(status, 503);
 

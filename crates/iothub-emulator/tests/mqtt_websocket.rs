@@ -1,12 +1,12 @@
 //! MQTT over WebSockets (`wss://localhost:{https-port}/$iothub/websocket`) with rumqttc's
 //! `Transport::Wss`, which fails the connection unless the `mqtt` subprotocol is echoed.
 
-mod mqtt_support;
-
 use iothub_auth::SharedAccessKey;
-use mqtt_support::{Client, TestHub};
+use iothub_emulator::test_support::TestHub;
 use rumqttc::{ConnectReturnCode, ConnectionError};
 use serde_json::{json, Value};
+
+use crate::support::mqtt::{Client, MqttHub};
 
 #[tokio::test]
 async fn twin_round_trip_and_desired_push_over_websockets() {
@@ -80,18 +80,18 @@ async fn upgrade_request(hub: &TestHub, protocol: Option<&str>) -> reqwest::Resp
         .use_rustls_tls()
         .http1_only()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(hub.emulator.ca_pem().as_bytes()).expect("CA"),
+            reqwest::Certificate::from_pem(hub.emulator().ca_pem().as_bytes()).expect("CA"),
         )
         .resolve(
             "localhost",
-            ([127, 0, 0, 1], hub.emulator.https_port()).into(),
+            ([127, 0, 0, 1], hub.emulator().https_port()).into(),
         )
         .build()
         .expect("HTTP/1.1 client");
     let mut request = http1
         .get(format!(
             "https://localhost:{}/$iothub/websocket",
-            hub.emulator.https_port()
+            hub.emulator().https_port()
         ))
         .header("connection", "Upgrade")
         .header("upgrade", "websocket")

@@ -1,11 +1,12 @@
 //! REST endpoints of the emulator with a plain reqwest client: statistics, devices, auth,
 //! error format, api-version, fault injection and the admin endpoints.
 
-mod rest_support;
-
+use iothub_emulator::test_support::{TestHub, API_VERSION_QUERY};
 use reqwest::Method;
-use rest_support::{assert_error, TestHub};
 use serde_json::{json, Value};
+
+use crate::support::mqtt::MqttHub;
+use crate::support::rest::{assert_error, encode, RestHub};
 
 #[tokio::test]
 async fn statistics_count_devices() {
@@ -23,7 +24,7 @@ async fn statistics_count_devices() {
         .send_with(
             Method::PUT,
             "/devices/s2",
-            &hub.token("iothubowner"),
+            &hub.service_token("iothubowner"),
             Some(&json!({"deviceId": "s2", "status": "disabled"})),
             &[("if-match", "\"*\"")],
         )
@@ -90,7 +91,7 @@ async fn device_lifecycle_create_conflict_update_precondition_delete() {
         .send_with(
             Method::PUT,
             "/devices/dev-1",
-            &hub.token("iothubowner"),
+            &hub.service_token("iothubowner"),
             Some(&json!({"deviceId": "dev-1", "authentication": keys})),
             &[("if-match", &quoted)],
         )
@@ -109,7 +110,7 @@ async fn device_lifecycle_create_conflict_update_precondition_delete() {
         .send_with(
             Method::PUT,
             "/devices/dev-1",
-            &hub.token("iothubowner"),
+            &hub.service_token("iothubowner"),
             Some(&json!({"deviceId": "dev-1"})),
             &[("if-match", &quoted)],
         )
@@ -119,7 +120,7 @@ async fn device_lifecycle_create_conflict_update_precondition_delete() {
         .send_with(
             Method::PUT,
             "/devices/missing",
-            &hub.token("iothubowner"),
+            &hub.service_token("iothubowner"),
             Some(&json!({"deviceId": "missing"})),
             &[("if-match", "\"*\"")],
         )
@@ -141,7 +142,7 @@ async fn device_lifecycle_create_conflict_update_precondition_delete() {
         .send_with(
             Method::DELETE,
             "/devices/dev-1",
-            &hub.token("iothubowner"),
+            &hub.service_token("iothubowner"),
             None,
             &[("if-match", "\"bm9wZQ==\"")],
         )
@@ -171,7 +172,7 @@ async fn ids_are_percent_decoded_validated_and_listed() {
     let res = hub
         .send(
             Method::GET,
-            &format!("/devices/{}", rest_support::encode(odd)),
+            &format!("/devices/{}", encode(odd)),
             "registryRead",
             None,
         )
@@ -212,9 +213,9 @@ async fn ids_are_percent_decoded_validated_and_listed() {
 async fn malformed_json_is_a_400() {
     let hub = TestHub::start().await;
     let res = hub
-        .client
+        .http()
         .put(hub.url("/devices/x"))
-        .header("authorization", hub.token("iothubowner"))
+        .header("authorization", hub.service_token("iothubowner"))
         .header("content-type", "application/json")
         .body("{\"deviceId\": ")
         .send()
@@ -229,21 +230,21 @@ async fn missing_api_version_is_invalid_protocol_version() {
     let hub = TestHub::start().await;
     let url = format!(
         "https://localhost:{}/statistics/devices",
-        hub.emulator.https_port()
+        hub.emulator().https_port()
     );
     let res = hub
-        .client
+        .http()
         .get(&url)
-        .header("authorization", hub.token("iothubowner"))
+        .header("authorization", hub.service_token("iothubowner"))
         .send()
         .await
         .unwrap();
     assert_error(res, 400, "InvalidProtocolVersion").await;
     // Any value is accepted.
     let res = hub
-        .client
+        .http()
         .get(format!("{url}?api-version=2015-08-15-preview"))
-        .header("authorization", hub.token("iothubowner"))
+        .header("authorization", hub.service_token("iothubowner"))
         .send()
         .await
         .unwrap();
@@ -255,7 +256,7 @@ async fn authentication_failures_are_401() {
     let hub = TestHub::start().await;
     hub.create_device("d1").await;
     // No header.
-    let res = hub.client.get(hub.url("/devices/d1")).send().await.unwrap();
+    let res = hub.http().get(hub.url("/devices/d1")).send().await.unwrap();
     assert_error(res, 401, "IotHubUnauthorizedAccess").await;
     // Bad signature.
     let forged = hub.forged_token("iothubowner");
@@ -265,7 +266,7 @@ async fn authentication_failures_are_401() {
     assert_error(res, 401, "IotHubUnauthorizedAccess").await;
     // Expired.
     let cs: iothub_auth::ServiceConnectionString =
-        hub.emulator.service_connection_string().parse().unwrap();
+        hub.emulator().service_connection_string().parse().unwrap();
     let expired = cs.sas_token_expiring_at(iothub_auth::unix_now() - 3600);
     let res = hub
         .send_with(Method::GET, "/devices/d1", expired.as_str(), None, &[])
@@ -295,7 +296,7 @@ async fn authentication_failures_are_401() {
     }
     // A device-scoped token reaches no service endpoint.
     let device_cs: iothub_auth::DeviceConnectionString = hub
-        .emulator
+        .emulator()
         .device_connection_string("d1")
         .unwrap()
         .parse()
@@ -334,7 +335,7 @@ async fn authentication_failures_are_401() {
 async fn injected_twin_faults_and_admin_endpoints() {
     let hub = TestHub::start().await;
     hub.create_device("f1").await;
-    hub.emulator.faults().fail_next_twin_operations(1, 429);
+    hub.emulator().faults().fail_next_twin_operations(1, 429);
     let res = hub.send(Method::GET, "/twins/f1", "service", None).await;
     assert_error(res, 429, "ThrottlingException").await;
     let res = hub.send(Method::GET, "/twins/f1", "service", None).await;
@@ -343,20 +344,20 @@ async fn injected_twin_faults_and_admin_endpoints() {
     // Admin endpoint: owner only.
     let admin = format!(
         "https://localhost:{}/$emulator/faults/fail-twin-operations?count=2&status=503",
-        hub.emulator.https_port()
+        hub.emulator().https_port()
     );
     let res = hub
-        .client
+        .http()
         .post(&admin)
-        .header("authorization", hub.token("service"))
+        .header("authorization", hub.service_token("service"))
         .send()
         .await
         .unwrap();
     assert_error(res, 401, "IotHubUnauthorizedAccess").await;
     let res = hub
-        .client
+        .http()
         .post(&admin)
-        .header("authorization", hub.token("iothubowner"))
+        .header("authorization", hub.service_token("iothubowner"))
         .send()
         .await
         .unwrap();
@@ -387,12 +388,12 @@ async fn injected_twin_faults_and_admin_endpoints() {
         "/$emulator/faults/drop-connection/f1",
     ] {
         let res = hub
-            .client
+            .http()
             .post(format!(
                 "https://localhost:{}{path}",
-                hub.emulator.https_port()
+                hub.emulator().https_port()
             ))
-            .header("authorization", hub.token("iothubowner"))
+            .header("authorization", hub.service_token("iothubowner"))
             .send()
             .await
             .unwrap();
@@ -404,10 +405,10 @@ async fn injected_twin_faults_and_admin_endpoints() {
 async fn websocket_route_is_served_and_unknown_routes_are_404() {
     let hub = TestHub::start().await;
     let res = hub
-        .client
+        .http()
         .get(format!(
             "https://localhost:{}/$iothub/websocket?iothub-no-client-cert=true",
-            hub.emulator.https_port()
+            hub.emulator().https_port()
         ))
         .send()
         .await
@@ -420,54 +421,71 @@ async fn websocket_route_is_served_and_unknown_routes_are_404() {
 #[tokio::test]
 async fn connection_strings_carry_non_standard_ports_only() {
     let hub = TestHub::start().await;
-    let cs = hub.emulator.service_connection_string();
+    let cs = hub.emulator().service_connection_string();
     assert!(cs.starts_with(&format!(
         "HostName=localhost:{};SharedAccessKeyName=iothubowner;SharedAccessKey=",
-        hub.emulator.https_port()
+        hub.emulator().https_port()
     )));
-    let device = hub.emulator.add_device("cs1").await.unwrap();
+    let device = hub.emulator().add_device("cs1").await.unwrap();
     assert!(device.starts_with(&format!(
         "HostName=localhost:{};DeviceId=cs1;SharedAccessKey=",
-        hub.emulator.mqtt_port()
+        hub.emulator().mqtt_port()
     )));
     assert_eq!(
-        hub.emulator.add_device("cs1").await.unwrap(),
+        hub.emulator().add_device("cs1").await.unwrap(),
         device,
         "keys kept"
     );
-    let ws = hub.emulator.device_connection_string_ws("cs1").unwrap();
+    let ws = hub.emulator().device_connection_string_ws("cs1").unwrap();
     assert!(ws.starts_with(&format!(
         "HostName=localhost:{};",
-        hub.emulator.https_port()
+        hub.emulator().https_port()
     )));
     for policy in ["service", "registryRead", "registryReadWrite", "device"] {
-        assert!(hub.emulator.policy_connection_string(policy).is_some());
+        assert!(hub.emulator().policy_connection_string(policy).is_some());
     }
-    assert!(hub.emulator.policy_connection_string("nope").is_none());
+    assert!(hub.emulator().policy_connection_string("nope").is_none());
 }
 
 #[tokio::test]
 async fn shutdown_closes_both_listeners() {
     let hub = TestHub::start().await;
     hub.create_device("before-shutdown").await;
-    let https = hub.emulator.https_port();
-    let mqtt = hub.emulator.mqtt_port();
-    let rest_support::TestHub {
-        emulator, client, ..
-    } = hub;
-    emulator.shutdown().await;
-    // Give the runtime a moment to drop the listener sockets.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let https = hub.emulator().https_port();
+    let mqtt = hub.emulator().mqtt_port();
+    let client = hub.http().clone();
+    let tls = tls_connector(&hub);
+    // Shutdown returns once both listeners are closed.
+    hub.shutdown().await;
     for port in [https, mqtt] {
-        let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
-        assert!(refused.is_err(), "port {port} still accepts after shutdown");
+        assert!(
+            !serves_this_emulator(&tls, port).await,
+            "port {port} still accepts after shutdown"
+        );
     }
     let res = client
         .get(format!(
-            "https://localhost:{https}/statistics/devices?{}",
-            rest_support::API
+            "https://localhost:{https}/statistics/devices?{API_VERSION_QUERY}"
         ))
         .send()
         .await;
     assert!(res.is_err());
+}
+
+fn tls_connector(hub: &TestHub) -> tokio_rustls::TlsConnector {
+    let rumqttc::TlsConfiguration::Rustls(config) = hub.tls() else {
+        unreachable!("a rustls configuration")
+    };
+    tokio_rustls::TlsConnector::from(config)
+}
+
+/// Whether `port` accepts a TLS connection with this emulator's certificate. A refused
+/// connection is the expected answer; a parallel test may also have been handed the freed port,
+/// but its server cannot show a certificate this emulator's CA signed.
+async fn serves_this_emulator(tls: &tokio_rustls::TlsConnector, port: u16) -> bool {
+    let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    tls.connect(name, tcp).await.is_ok()
 }

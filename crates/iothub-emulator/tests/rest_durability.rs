@@ -1,13 +1,12 @@
 //! The emulator binary: ready file, export lines, SIGKILL durability, SIGTERM graceful exit.
 
-mod rest_support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use iothub_auth::ServiceConnectionString;
+use iothub_emulator::test_support::{https_client, API_VERSION_QUERY};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -67,7 +66,7 @@ impl Api {
             ServiceConnectionString::from_str(ready["service_connection_string"].as_str().unwrap())
                 .unwrap();
         Api {
-            client: rest_support::client_for(&ca, u16::try_from(port).unwrap()),
+            client: https_client(&ca),
             port,
             auth: cs.sas_token(Duration::from_secs(600)).as_str().to_string(),
         }
@@ -78,11 +77,7 @@ impl Api {
             .client
             .request(
                 method,
-                format!(
-                    "https://localhost:{}{path}?{}",
-                    self.port,
-                    rest_support::API
-                ),
+                format!("https://localhost:{}{path}?{API_VERSION_QUERY}", self.port),
             )
             .header("authorization", &self.auth);
         if let Some(b) = body {

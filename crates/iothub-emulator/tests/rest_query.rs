@@ -1,12 +1,12 @@
 //! `POST /devices/query`: paging, headers, projections, aggregates, errors.
 
-mod rest_support;
-
 use std::collections::BTreeSet;
 
+use iothub_emulator::test_support::TestHub;
 use reqwest::Method;
-use rest_support::{assert_error, TestHub};
 use serde_json::{json, Value};
+
+use crate::support::rest::{assert_error, RestHub};
 
 async fn query(
     hub: &TestHub,
@@ -24,7 +24,7 @@ async fn query(
     hub.send_with(
         Method::POST,
         "/devices/query",
-        &hub.token("service"),
+        &hub.service_token("service"),
         Some(&json!({ "query": text })),
         &headers,
     )
@@ -35,7 +35,7 @@ async fn query(
 async fn query_over_250_devices_pages_by_100() {
     let hub = TestHub::start().await;
     for i in 0..250 {
-        hub.emulator
+        hub.emulator()
             .add_device(&format!("dev{i:03}"))
             .await
             .unwrap();
@@ -116,11 +116,8 @@ async fn tutorial_queries_and_projections() {
         )
         .await;
     }
-    hub.emulator
-        .hub()
-        .patch_reported("b", json!({"connectivity": {"type": "cellular"}}))
-        .await
-        .unwrap();
+    hub.patch_reported("b", json!({"connectivity": {"type": "cellular"}}))
+        .await;
     let res = query(
         &hub,
         "SELECT * FROM devices WHERE tags.location.plant = 'Redmond43'",

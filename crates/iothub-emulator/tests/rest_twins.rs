@@ -1,17 +1,17 @@
 //! Twin GET/PATCH/PUT over REST: merge semantics, counters, etags, limits.
 
-mod rest_support;
-
+use iothub_emulator::test_support::TestHub;
 use reqwest::Method;
-use rest_support::{assert_error, TestHub};
 use serde_json::{json, Value};
+
+use crate::support::rest::{assert_error, RestHub};
 
 async fn patch(hub: &TestHub, id: &str, body: Value, if_match: Option<&str>) -> reqwest::Response {
     let headers: Vec<(&str, &str)> = if_match.map(|e| ("if-match", e)).into_iter().collect();
     hub.send_with(
         Method::PATCH,
         &format!("/twins/{id}"),
-        &hub.token("service"),
+        &hub.service_token("service"),
         Some(&body),
         &headers,
     )
@@ -19,7 +19,7 @@ async fn patch(hub: &TestHub, id: &str, body: Value, if_match: Option<&str>) -> 
 }
 
 #[tokio::test]
-async fn twin_evolves_as_the_reference_describes() {
+async fn twin_versions_etags_and_metadata_evolve_with_each_write() {
     let hub = TestHub::start().await;
     hub.create_device("t1").await;
     let res = hub.send(Method::GET, "/twins/t1", "service", None).await;
@@ -143,9 +143,9 @@ async fn twin_errors() {
     assert_error(res, 404, "DeviceNotFound").await;
 
     let res = hub
-        .client
+        .http()
         .patch(hub.url("/twins/t2"))
-        .header("authorization", hub.token("service"))
+        .header("authorization", hub.service_token("service"))
         .header("content-type", "application/json")
         .body("{\"tags\": {\"a\": }")
         .send()

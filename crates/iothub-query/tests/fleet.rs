@@ -1,8 +1,8 @@
 use iothub_query::CompiledQuery;
 use serde_json::{json, Value};
 
-/// Six device twins shaped like GET /twins responses, chosen so every §8.6 example selects
-/// a distinct, non-trivial subset. Order is the "stable order" a hub would scan in.
+/// Six device twins shaped like GET /twins responses, chosen so every documented example query
+/// (the `examples` module) selects a distinct, non-trivial subset. Order is the "stable order" a hub would scan in.
 pub fn devices() -> Vec<Value> {
     vec![
         json!({

@@ -3,7 +3,9 @@
 /// The fixture fleet of device and module twins, and helpers to run queries over it.
 mod fleet;
 
-/// Every example query of the reference §8.6, with the rows it must return.
+/// Every example query of Microsoft's query-language documentation, with the rows it must
+/// return (<https://learn.microsoft.com/azure/iot-hub/query-twins>,
+/// <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-query-language>).
 mod examples;
 
 /// Three-valued type semantics: one table of conditions over one twin.

@@ -1,6 +1,7 @@
-//! Integration tests of the service client against an in-process emulator (one test binary;
-//! each module has one subject).
+//! Integration tests of the service client against an in-process emulator
+//! (`iothub_emulator::test_support::TestHub`), one binary; each module has one subject.
 
+/// Service clients for the test hub.
 mod support;
 
 /// Error classification: not found, bad key, bad query, TLS, unreachable.

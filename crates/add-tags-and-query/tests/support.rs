@@ -1,11 +1,11 @@
-//! An emulator on ephemeral ports and a runner for the binary.
+//! The binary against the shared test hub (`iothub_emulator::test_support::TestHub`): a
+//! command configured for the hub, and a runner that fails the test if output shows a secret.
 
 use std::ffi::OsStr;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use iothub_auth::ServiceConnectionString;
-use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use iothub_emulator::test_support::TestHub;
 
 const SCRUBBED_ENV: [&str; 7] = [
     "RUST_LOG",
@@ -17,78 +17,61 @@ const SCRUBBED_ENV: [&str; 7] = [
     "all_proxy",
 ];
 
-pub struct TestHub {
-    pub emulator: RunningEmulator,
-    _dir: tempfile::TempDir,
+/// An emulator with the tutorial's device and one more.
+pub async fn tutorial_hub() -> TestHub {
+    TestHub::with_devices(&["myDeviceId", "otherDevice"]).await
 }
 
-impl TestHub {
-    /// An emulator with the tutorial's device and one more.
-    pub async fn start() -> TestHub {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let emulator = Emulator::start(EmulatorConfig::for_tests(dir.path()))
-            .await
-            .expect("emulator starts");
-        for id in ["myDeviceId", "otherDevice"] {
-            emulator.add_device(id).await.expect("add device");
-        }
-        TestHub {
-            emulator,
-            _dir: dir,
-        }
-    }
-
-    pub fn connection_string(&self) -> String {
-        self.emulator.service_connection_string()
-    }
-
-    /// Secrets no output may contain: the policy key and any SAS signature.
-    pub fn secrets(&self) -> Vec<String> {
-        let cs: ServiceConnectionString = self.connection_string().parse().expect("parses");
-        vec![cs.shared_access_key.expose_base64().to_owned()]
-    }
-
+/// The binary, configured for the hub.
+pub trait CliHub {
     /// The binary, configured through the environment like a user would (connection string
     /// and CA from the emulator), with proxies and log settings of the outer env removed.
-    pub fn cmd(&self) -> Cmd {
+    fn cmd(&self) -> Cmd;
+    /// The same, as a tokio process (for tests that watch stderr while the command runs).
+    fn tokio_cmd(&self) -> tokio::process::Command;
+    /// The device reports cellular connectivity, as in the tutorial.
+    async fn report_cellular(&self, device: &str);
+}
+
+impl CliHub for TestHub {
+    fn cmd(&self) -> Cmd {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_add-tags-and-query"));
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
-        cmd.envs(self.env()).timeout(Duration::from_secs(60));
+        cmd.envs(env(self)).timeout(Duration::from_secs(60));
         Cmd(cmd)
     }
 
-    /// The same, as a tokio process (for tests that watch stderr while the command runs).
-    pub fn tokio_cmd(&self) -> tokio::process::Command {
+    fn tokio_cmd(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_add-tags-and-query"));
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
-        cmd.envs(self.env()).kill_on_drop(true);
+        cmd.envs(env(self)).kill_on_drop(true);
         cmd
     }
 
-    fn env(&self) -> [(&'static str, String); 2] {
-        [
-            ("IOTHUB_CONNECTION_STRING", self.connection_string()),
-            (
-                "IOTHUB_CA_FILE",
-                self.emulator.ca_file().display().to_string(),
-            ),
-        ]
+    async fn report_cellular(&self, device: &str) {
+        self.patch_reported(
+            device,
+            serde_json::json!({"connectivity": {"type": "cellular"}}),
+        )
+        .await;
     }
+}
 
-    pub async fn report_cellular(&self, device: &str) {
-        self.emulator
-            .hub()
-            .patch_reported(
-                device,
-                serde_json::json!({"connectivity": {"type": "cellular"}}),
-            )
-            .await
-            .expect("reported patch");
-    }
+fn env(hub: &TestHub) -> [(&'static str, String); 2] {
+    [
+        (
+            "IOTHUB_CONNECTION_STRING",
+            hub.emulator().service_connection_string(),
+        ),
+        (
+            "IOTHUB_CA_FILE",
+            hub.emulator().ca_file().display().to_string(),
+        ),
+    ]
 }
 
 /// The binary's command line, built by value so tests can chain and hand it to [`run`].

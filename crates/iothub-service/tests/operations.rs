@@ -1,7 +1,8 @@
+use iothub_emulator::test_support::TestHub;
 use iothub_service::{ErrorKind, IfMatch, TwinPatch};
 use serde_json::json;
 
-use crate::support::TestHub;
+use crate::support::ServiceHub;
 
 #[tokio::test]
 async fn statistics_count_devices() {

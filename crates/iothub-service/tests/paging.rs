@@ -1,9 +1,10 @@
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
+use iothub_emulator::test_support::TestHub;
 use iothub_service::ItemType;
 
-use crate::support::TestHub;
+use crate::support::ServiceHub;
 
 fn page_size(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).expect("non-zero")

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_no_secrets, run, Run, TestHub};
+use crate::support::{assert_no_secrets, run, tutorial_hub, CliHub, Run};
 
 const STATS_2: [&str; 3] = [
     "Total device count                       : 2",
@@ -12,7 +12,7 @@ const STATS_2: [&str; 3] = [
 
 #[tokio::test]
 async fn tutorial_transcript_before_and_after_connectivity() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
 
     let first = run(hub.cmd(), &hub.secrets()).await;
     first.assert_code(0);
@@ -56,7 +56,7 @@ async fn tutorial_transcript_before_and_after_connectivity() {
 
 #[tokio::test]
 async fn json_output_is_one_document_with_documented_fields() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     hub.report_cellular("myDeviceId").await;
     let out = run(hub.cmd().args(["-o", "json"]), &hub.secrets()).await;
     out.assert_code(0);
@@ -64,7 +64,7 @@ async fn json_output_is_one_document_with_documented_fields() {
     assert_eq!(doc["schemaVersion"], 1);
     assert_eq!(
         doc["hub"],
-        format!("localhost:{}", hub.emulator.https_port())
+        format!("localhost:{}", hub.emulator().https_port())
     );
     assert_eq!(
         doc["statistics"],
@@ -110,7 +110,7 @@ async fn json_output_is_one_document_with_documented_fields() {
 
 #[tokio::test]
 async fn tags_and_desired_from_file_and_inline() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let dir = tempfile::tempdir().unwrap();
     let tags = dir.path().join("tags.json");
     std::fs::write(
@@ -143,7 +143,7 @@ async fn tags_and_desired_from_file_and_inline() {
 
 #[tokio::test]
 async fn aggregates_print_as_tables() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let out = run(
         hub.cmd().args([
             "--no-update",
@@ -171,9 +171,9 @@ async fn aggregates_print_as_tables() {
 
 #[tokio::test]
 async fn thousand_matches_in_ten_requests_through_the_cli() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     for i in 0..998 {
-        hub.emulator
+        hub.emulator()
             .add_device(&format!("bulk-{i:04}"))
             .await
             .unwrap();
@@ -210,7 +210,7 @@ async fn thousand_matches_in_ten_requests_through_the_cli() {
 
 #[tokio::test]
 async fn top_caps_queries_and_the_device_list() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let out = run(
         hub.cmd().args([
             "-o",
@@ -233,8 +233,8 @@ async fn top_caps_queries_and_the_device_list() {
 
 #[tokio::test]
 async fn survives_two_throttled_twin_calls() {
-    let hub = TestHub::start().await;
-    hub.emulator.faults().fail_next_twin_operations(2, 429);
+    let hub = tutorial_hub().await;
+    hub.emulator().faults().fail_next_twin_operations(2, 429);
     let out = run(hub.cmd().arg("-v"), &hub.secrets()).await;
     out.assert_code(0);
     assert_eq!(out.section("Devices in Redmond43"), ["myDeviceId"]);
@@ -250,7 +250,7 @@ async fn wait_polls_until_the_device_reports() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let mut child = hub
         .tokio_cmd()
         .args(["-v", "-o", "json", "--wait", "30s"])
@@ -298,7 +298,7 @@ async fn wait_polls_until_the_device_reports() {
 
 #[tokio::test]
 async fn help_documents_the_json_schema_and_exit_codes() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let out = run(hub.cmd().arg("--help"), &hub.secrets()).await;
     out.assert_code(0);
     for needle in [
@@ -314,7 +314,7 @@ async fn help_documents_the_json_schema_and_exit_codes() {
 
 #[tokio::test]
 async fn verbose_logs_never_show_secrets() {
-    let hub = TestHub::start().await;
+    let hub = tutorial_hub().await;
     let out = run(hub.cmd().arg("-vv"), &hub.secrets()).await;
     out.assert_code(0);
     assert!(
@@ -369,8 +369,8 @@ async fn connect_proxy(target: u16) -> (u16, std::sync::Arc<std::sync::atomic::A
 
 #[tokio::test]
 async fn https_proxy_environment_is_honoured() {
-    let hub = TestHub::start().await;
-    let (proxy_port, tunnels) = connect_proxy(hub.emulator.https_port()).await;
+    let hub = tutorial_hub().await;
+    let (proxy_port, tunnels) = connect_proxy(hub.emulator().https_port()).await;
     let out = run(
         hub.cmd()
             .env_remove("NO_PROXY")

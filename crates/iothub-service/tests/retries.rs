@@ -2,18 +2,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use iothub_emulator::test_support::TestHub;
 use iothub_service::{ErrorKind, IfMatch, RetryPolicy, ServiceClient, TwinPatch};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::TestHub;
+use crate::support::ServiceHub;
 
 #[tokio::test]
 async fn twin_patch_survives_two_429s() {
     let hub = TestHub::start().await;
     hub.add_devices(["myDeviceId".to_owned()]).await;
     let client = hub.client();
-    hub.emulator.faults().fail_next_twin_operations(2, 429);
+    hub.emulator().faults().fail_next_twin_operations(2, 429);
     let before = client.requests_sent();
     let patch = TwinPatch::from_json(Some(json!({"a": 1})), None).unwrap();
     let twin = client
@@ -33,7 +34,7 @@ async fn twin_get_survives_503() {
     let hub = TestHub::start().await;
     hub.add_devices(["d".to_owned()]).await;
     let client = hub.client();
-    hub.emulator.faults().fail_next_twin_operations(1, 503);
+    hub.emulator().faults().fail_next_twin_operations(1, 503);
     client.get_twin("d").await.unwrap();
     assert_eq!(client.requests_sent(), 2);
 }
@@ -42,8 +43,8 @@ async fn twin_get_survives_503() {
 async fn throttling_beyond_the_budget_fails_with_attempt_count() {
     let hub = TestHub::start().await;
     hub.add_devices(["d".to_owned()]).await;
-    let client = ServiceClient::builder(hub.connection())
-        .extra_ca_pem(hub.emulator.ca_pem())
+    let client = ServiceClient::builder(hub.service_connection())
+        .extra_ca_pem(hub.emulator().ca_pem())
         .retry_policy(RetryPolicy {
             max_attempts: 3,
             max_elapsed: Duration::from_secs(10),
@@ -52,7 +53,7 @@ async fn throttling_beyond_the_budget_fails_with_attempt_count() {
         })
         .build()
         .unwrap();
-    hub.emulator.faults().fail_next_twin_operations(10, 429);
+    hub.emulator().faults().fail_next_twin_operations(10, 429);
     let err = client.get_twin("d").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Throttled, "{err}");
     assert_eq!(err.attempts(), 3);
@@ -85,7 +86,7 @@ async fn flaky_forwarder(target: u16, drop_first: usize) -> (u16, Arc<AtomicUsiz
 async fn dropped_connections_are_retried() {
     let hub = TestHub::start().await;
     hub.add_devices(["d".to_owned()]).await;
-    let (port, accepted) = flaky_forwarder(hub.emulator.https_port(), 2).await;
+    let (port, accepted) = flaky_forwarder(hub.emulator().https_port(), 2).await;
     let client = hub.client_for(hub.connection_on_port(port));
     let stats = client.registry_statistics().await.unwrap();
     assert_eq!(stats.total_device_count, 1);

@@ -1,10 +1,10 @@
 use std::time::{Duration, Instant};
 
 use iothub_auth::{ServiceConnectionString, SharedAccessKey};
-
+use iothub_emulator::test_support::{RefusedPort, TestHub};
 use iothub_service::{ErrorKind, RetryPolicy, ServiceClient, ServiceError};
 
-use crate::support::{fast_retries, TestHub};
+use crate::support::{fast_retries, ServiceHub};
 
 #[tokio::test]
 async fn unknown_device_is_not_found_with_code() {
@@ -27,8 +27,11 @@ async fn wrong_key_is_unauthorized_and_never_printed() {
     let hub = TestHub::start().await;
     let key = SharedAccessKey::generate();
     let key_text = key.expose_base64().to_owned();
-    let cs =
-        ServiceConnectionString::new(hub.connection().host_name, "iothubowner".to_owned(), key);
+    let cs = ServiceConnectionString::new(
+        hub.service_connection().host_name,
+        "iothubowner".to_owned(),
+        key,
+    );
     let client = hub.client_for(cs);
     let err = client.registry_statistics().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
@@ -42,7 +45,7 @@ async fn wrong_key_is_unauthorized_and_never_printed() {
 async fn policy_without_rights_is_unauthorized() {
     let hub = TestHub::start().await;
     let cs = hub
-        .emulator
+        .emulator()
         .policy_connection_string("device")
         .expect("device policy");
     let client = hub.client_for(cs.parse().unwrap());
@@ -68,7 +71,7 @@ async fn malformed_query_is_bad_request_with_position() {
 #[tokio::test]
 async fn untrusted_certificate_is_a_tls_error_not_retried() {
     let hub = TestHub::start().await;
-    let client = ServiceClient::builder(hub.connection())
+    let client = ServiceClient::builder(hub.service_connection())
         .retry_policy(fast_retries())
         .build()
         .unwrap();
@@ -81,13 +84,10 @@ async fn untrusted_certificate_is_a_tls_error_not_retried() {
 #[tokio::test]
 async fn closed_port_is_unreachable_in_bounded_time() {
     let hub = TestHub::start().await;
-    // Bind and drop to get a port nobody listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = RefusedPort::reserve();
+    let port = refused.port();
     let client = ServiceClient::builder(hub.connection_on_port(port))
-        .extra_ca_pem(hub.emulator.ca_pem())
+        .extra_ca_pem(hub.emulator().ca_pem())
         .retry_policy(RetryPolicy {
             max_attempts: 3,
             max_elapsed: Duration::from_secs(5),
@@ -121,17 +121,19 @@ async fn silent_server_times_out_in_bounded_time() {
     });
     let hub = TestHub::start().await;
     let client = ServiceClient::builder(hub.connection_on_port(port))
-        .extra_ca_pem(hub.emulator.ca_pem())
+        .extra_ca_pem(hub.emulator().ca_pem())
         .connect_timeout(Duration::from_millis(300))
-        .request_timeout(Duration::from_secs(2))
+        // Far from the connect timeout, so the bound below shows which of the two ended it.
+        .request_timeout(Duration::from_secs(60))
         .retry_policy(fast_retries())
         .build()
         .unwrap();
     let started = Instant::now();
     let err = client.registry_statistics().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.attempts(), 1, "timeouts are not retried: {err}");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );

@@ -1,24 +1,20 @@
-//! Shared helpers of the MQTT integration tests: an in-process emulator on ephemeral ports,
-//! plain rumqttc device clients (TLS or WebSockets) whose events arrive on a channel, a raw
-//! TLS client for what rumqttc will not do (stay silent, send odd packets), and a reqwest
-//! client for the service side.
+//! MQTT test clients: plain rumqttc device clients (TLS or WebSockets) whose events arrive on
+//! a channel, and a raw TLS client for what rumqttc will not do (stay silent, send odd
+//! packets). [`MqttHub`] adds device credentials and client options to the shared test hub.
 
-#![allow(dead_code)]
-
-use std::net::{Ipv4Addr, SocketAddr};
-use std::str::FromStr;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use iothub_auth::{
-    DeviceConnectionString, DeviceCredential, SasToken, ServiceConnectionString, SharedAccessKey,
-};
-use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use iothub_auth::{DeviceCredential, SasToken, SharedAccessKey};
+use iothub_emulator::test_support::TestHub;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration,
     Transport,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -27,14 +23,9 @@ use tokio::sync::mpsc;
 pub const USERNAME_QUERY: &str = "?api-version=2021-04-12";
 /// Packets up to IoT Hub's limit (rumqttc's default is 10 KiB).
 pub const MAX_PACKET: usize = 256 * 1024 + 16 * 1024;
-/// How long a test waits for something that should happen at once.
+/// How long a test waits for something that should happen at once (generous, for loaded CI
+/// machines).
 pub const WAIT: Duration = Duration::from_secs(10);
-
-pub struct TestHub {
-    pub emulator: RunningEmulator,
-    pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
 
 /// A registered device and its primary key.
 pub struct Device {
@@ -42,35 +33,27 @@ pub struct Device {
     pub key: SharedAccessKey,
 }
 
-impl TestHub {
-    pub async fn start() -> TestHub {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let emulator = Emulator::start(EmulatorConfig::for_tests(dir.path()))
-            .await
-            .expect("emulator starts");
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).expect("CA PEM"),
-            )
-            .resolve(
-                "localhost",
-                SocketAddr::from((Ipv4Addr::LOCALHOST, emulator.https_port())),
-            )
-            .timeout(WAIT)
-            .build()
-            .expect("reqwest client");
-        TestHub {
-            emulator,
-            http,
-            _dir: dir,
-        }
-    }
+/// Device credentials and MQTT client options for the hub's devices.
+pub trait MqttHub {
+    /// Registers `id` and returns it with its key.
+    async fn device(&self, id: &str) -> Device;
+    /// `{host}/devices/{id}` SAS signed with `key`, expiring at `se`.
+    fn token(&self, device_id: &str, key: &SharedAccessKey, se: u64) -> String;
+    /// A device token valid for an hour.
+    fn device_token(&self, device: &Device) -> String;
+    /// A rustls client configuration trusting the emulator's CA.
+    fn tls(&self) -> TlsConfiguration;
+    /// MQTT over TLS to the MQTT port, as `client_id` with `password`.
+    fn options(&self, client_id: &str, password: &str) -> MqttOptions;
+    /// MQTT over WebSockets to `wss://localhost:{https}/$iothub/websocket`.
+    fn ws_options(&self, client_id: &str, password: &str) -> MqttOptions;
+    /// A connected client (CONNACK received) for `device`, over TLS.
+    async fn connect(&self, device: &Device) -> Client;
+}
 
-    pub async fn device(&self, id: &str) -> Device {
-        let cs = self.emulator.add_device(id).await.expect("device added");
-        let cs = DeviceConnectionString::from_str(&cs).expect("device connection string");
+impl MqttHub for TestHub {
+    async fn device(&self, id: &str) -> Device {
+        let cs = self.add_device(id).await;
         let DeviceCredential::SharedAccessKey(key) = cs.credential else {
             panic!("emulator devices have SAS keys");
         };
@@ -80,22 +63,20 @@ impl TestHub {
         }
     }
 
-    /// `{host}/devices/{id}` SAS signed with `key`, expiring at `se`.
-    pub fn token(&self, device_id: &str, key: &SharedAccessKey, se: u64) -> String {
-        let resource = format!("{}/devices/{device_id}", self.emulator.hostname());
+    fn token(&self, device_id: &str, key: &SharedAccessKey, se: u64) -> String {
+        let resource = format!("{}/devices/{device_id}", self.emulator().hostname());
         SasToken::generate(&resource, key, None, se)
             .as_str()
             .to_string()
     }
 
-    /// A device token valid for an hour.
-    pub fn device_token(&self, device: &Device) -> String {
+    fn device_token(&self, device: &Device) -> String {
         self.token(&device.id, &device.key, iothub_auth::unix_now() + 3600)
     }
 
     fn tls(&self) -> TlsConfiguration {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut self.emulator.ca_pem().as_bytes()) {
+        for cert in CertificateDer::pem_slice_iter(self.emulator().ca_pem().as_bytes()) {
             roots
                 .add(cert.expect("CA certificate"))
                 .expect("CA accepted");
@@ -109,95 +90,36 @@ impl TestHub {
         TlsConfiguration::Rustls(Arc::new(config))
     }
 
-    fn configure(&self, options: &mut MqttOptions, client_id: &str, password: &str) {
-        let username = format!("{}/{client_id}/{USERNAME_QUERY}", self.emulator.hostname());
-        options
-            .set_credentials(username, password)
-            .set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(60))
-            .set_max_packet_size(MAX_PACKET, MAX_PACKET);
-    }
-
-    /// MQTT over TLS to the MQTT port, as `client_id` with `password`.
-    pub fn options(&self, client_id: &str, password: &str) -> MqttOptions {
-        let mut options = MqttOptions::new(client_id, "localhost", self.emulator.mqtt_port());
-        self.configure(&mut options, client_id, password);
+    fn options(&self, client_id: &str, password: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, "localhost", self.emulator().mqtt_port());
+        configure(self, &mut options, client_id, password);
         options.set_transport(Transport::tls_with_config(self.tls()));
         options
     }
 
-    /// MQTT over WebSockets to `wss://localhost:{https}/$iothub/websocket`.
-    pub fn ws_options(&self, client_id: &str, password: &str) -> MqttOptions {
-        let port = self.emulator.https_port();
+    fn ws_options(&self, client_id: &str, password: &str) -> MqttOptions {
+        let port = self.emulator().https_port();
         let url = format!("wss://localhost:{port}/$iothub/websocket");
         let mut options = MqttOptions::new(client_id, url, port);
-        self.configure(&mut options, client_id, password);
+        configure(self, &mut options, client_id, password);
         options.set_transport(Transport::wss_with_config(self.tls()));
         options
     }
 
-    /// A connected client (CONNACK received) for `device`, over TLS.
-    pub async fn connect(&self, device: &Device) -> Client {
+    async fn connect(&self, device: &Device) -> Client {
         let client = Client::start(self.options(&device.id, &self.device_token(device)));
         client.expect_connack().await;
         client
     }
+}
 
-    /// An Authorization value for the `iothubowner` policy.
-    pub fn service_token(&self) -> String {
-        let cs = ServiceConnectionString::from_str(&self.emulator.service_connection_string())
-            .expect("service connection string");
-        cs.sas_token(Duration::from_secs(3600)).as_str().to_string()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!(
-            "https://localhost:{}{path}?api-version=2021-04-12",
-            self.emulator.https_port()
-        )
-    }
-
-    /// `PATCH /twins/{id}` with a desired-properties patch, as the service SDKs send it.
-    pub async fn patch_desired(&self, device_id: &str, desired: Value) -> Value {
-        let response = self
-            .http
-            .patch(self.url(&format!("/twins/{device_id}")))
-            .header("authorization", self.service_token())
-            .header("content-type", "application/json")
-            .header("if-match", "\"*\"")
-            .body(serde_json::json!({"properties": {"desired": desired}}).to_string())
-            .send()
-            .await
-            .expect("PATCH twin");
-        assert_eq!(response.status(), 200, "twin PATCH");
-        response.json().await.expect("twin JSON")
-    }
-
-    /// `GET /devices/{id}` (the device identity with its connection state).
-    pub async fn device_identity(&self, device_id: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url(&format!("/devices/{device_id}")))
-            .header("authorization", self.service_token())
-            .send()
-            .await
-            .expect("GET device");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("device JSON")
-    }
-
-    /// `GET /twins/{id}`.
-    pub async fn twin(&self, device_id: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url(&format!("/twins/{device_id}")))
-            .header("authorization", self.service_token())
-            .send()
-            .await
-            .expect("GET twin");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("twin JSON")
-    }
+fn configure(hub: &TestHub, options: &mut MqttOptions, client_id: &str, password: &str) {
+    let username = format!("{}/{client_id}/{USERNAME_QUERY}", hub.emulator().hostname());
+    options
+        .set_credentials(username, password)
+        .set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(60))
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
 }
 
 /// A rumqttc client whose event loop runs in its own task and stops at the first error
@@ -372,7 +294,7 @@ impl RawClient {
         let TlsConfiguration::Rustls(config) = hub.tls() else {
             unreachable!("rustls config")
         };
-        let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, hub.emulator.mqtt_port()))
+        let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, hub.emulator().mqtt_port()))
             .await
             .expect("TCP connect");
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
@@ -418,7 +340,11 @@ impl RawClient {
         let mut connect = rumqttc::Connect::new(device.id.clone());
         connect.clean_session = false;
         connect.keep_alive = keep_alive;
-        let username = format!("{}/{}/{USERNAME_QUERY}", hub.emulator.hostname(), device.id);
+        let username = format!(
+            "{}/{}/{USERNAME_QUERY}",
+            hub.emulator().hostname(),
+            device.id
+        );
         connect.set_login(username, hub.device_token(device));
         self.send(Packet::Connect(connect)).await;
         match self.recv().await {

@@ -1,0 +1,17 @@
+//! `DeviceClient` against an in-process emulator (`iothub_emulator::test_support::TestHub`),
+//! one binary; each module has one subject. What the device did is checked through the
+//! service REST API, as a back end would see it.
+
+/// Client options for the test hub, and shared helpers.
+mod support;
+
+/// Desired-property updates, live and after being offline.
+mod desired;
+/// Terminal failures: rejected or revoked credentials, unreachable hub, untrusted certificate.
+mod failures;
+/// Dropped and refused connections.
+mod reconnect;
+/// SAS token renewal, fixed and expired tokens.
+mod sas;
+/// Twin GET and reported PATCH, over TLS and WebSockets.
+mod twin;

@@ -1,0 +1,24 @@
+//! Integration tests of the emulator, one binary (linked once); each module has one subject.
+//! The hub under test is `iothub_emulator::test_support::TestHub`, as in every crate's tests.
+
+/// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
+mod support;
+
+/// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
+mod lifecycle;
+/// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
+mod mqtt_connect;
+/// The device twin over MQTT: GET, reported PATCH, desired pushes, topic and QoS rules.
+mod mqtt_twin;
+/// MQTT over WebSockets on the HTTPS port.
+mod mqtt_websocket;
+/// REST: statistics, devices, authentication, error format, fault injection, shutdown.
+mod rest_api;
+/// The emulator binary: ready file, exports, SIGKILL durability, SIGTERM.
+mod rest_durability;
+/// `POST /devices/query`: paging, projections, aggregates, errors.
+mod rest_query;
+/// Twins over REST: merge semantics, versions, etags, limits.
+mod rest_twins;
+/// The shared test hub's own promises (the refusing port).
+mod test_support;
