@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use iothub_auth::{encode_component, ParsedSas, SasToken, SharedAccessKey};
 
-use crate::secrets::{assert_no_leak, field_values};
+use crate::secrets::{assert_no_leak, assert_not_shown, field_values};
 
 /// Most edits applied to a signed token in one input.
 const MAX_EDITS: usize = 8;
@@ -49,12 +49,8 @@ pub fn sas_token(data: &[u8]) {
 
 /// Token text from anywhere: parse, show, verify.
 fn check_text(text: &str) {
-    let secrets = field_values(text, "sig", &['&'], true);
-    let check = |what: &str, shown: &str| {
-        for secret in &secrets {
-            assert_no_leak(what, shown, secret, text);
-        }
-    };
+    let seen = shown(text);
+    assert_no_leak(text, &field_values(text, "sig", &['&'], true), &seen, shown);
     let parsed = match (ParsedSas::parse(text), SasToken::parse(text)) {
         (Ok(parsed), Ok(token)) => {
             assert_eq!(
@@ -63,19 +59,14 @@ fn check_text(text: &str) {
                 "{text:?}: parsed twice, differently"
             );
             assert_eq!(token.as_str(), text.trim());
-            check("token Display", &token.to_string());
-            check("token Debug", &format!("{token:?}"));
             parsed
         }
         (Err(e), Err(f)) => {
             assert_eq!(e, f, "{text:?}: two parsers, two errors");
-            check("error message", &e.to_string());
-            check("error Debug", &format!("{e:?}"));
             return;
         }
         (p, t) => panic!("{text:?}: ParsedSas says {p:?}, SasToken says {t:?}"),
     };
-    check("parsed Debug", &format!("{parsed:?}"));
 
     let se = parsed.expires_at_unix();
     assert!(parsed.check_not_expired(se).is_ok());
@@ -98,9 +89,27 @@ fn check_text(text: &str) {
         any_key,
         "{text:?}: key set"
     );
-    if let Err(e) = parsed.check_covers(parsed.resource()) {
-        check("scope error", &e.to_string());
+}
+
+/// What a user could be shown for token `text`: the parsed token's `Display` and `Debug`, or
+/// the error, and the scope error for its own resource.
+fn shown(text: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match SasToken::parse(text) {
+        Ok(token) => {
+            out.push(("token Display", token.to_string()));
+            out.push(("token Debug", format!("{token:?}")));
+            out.push(("parsed Debug", format!("{:?}", token.parsed())));
+            if let Err(e) = token.parsed().check_covers(token.resource()) {
+                out.push(("scope error", e.to_string()));
+            }
+        }
+        Err(e) => {
+            out.push(("error message", e.to_string()));
+            out.push(("error Debug", format!("{e:?}")));
+        }
     }
+    out
 }
 
 /// The token `key` signs over `parsed`'s `sr` (as sent) and `se`, with its `skn`.
@@ -132,6 +141,11 @@ fn sign_then_edit(data: &[u8]) {
         _ => (rest.as_ref(), None),
     };
 
+    if resource.is_empty() {
+        // `generate` trusts its caller; a token with an empty `sr` is refused by `parse`
+        // (FUZZING.md, findings).
+        return;
+    }
     let token = SasToken::generate(resource, key, policy, se);
     let parsed = ParsedSas::parse(token.as_str())
         .unwrap_or_else(|e| panic!("signed {resource:?} into {:?}: {e}", token.as_str()));
@@ -151,14 +165,14 @@ fn sign_then_edit(data: &[u8]) {
         token.as_str()
     );
     assert_eq!(parsed.check_not_expired(se), Ok(()));
-    let secrets = field_values(token.as_str(), "sig", &['&'], true);
-    for shown in [
-        token.to_string(),
-        format!("{token:?}"),
-        format!("{parsed:?}"),
-    ] {
-        for secret in &secrets {
-            assert_no_leak("signed token", &shown, secret, secret);
+    let text = token.as_str();
+    for secret in field_values(text, "sig", &['&'], true) {
+        for shown in [
+            token.to_string(),
+            format!("{token:?}"),
+            format!("{parsed:?}"),
+        ] {
+            assert_not_shown("signed token", &shown, &text[secret.clone()]);
         }
     }
 

@@ -1,38 +1,121 @@
 //! The leak oracle shared by the credential targets.
+//!
+//! A value shown to users (an error message, a `Display` or `Debug`) leaks a secret if it
+//! contains a [`MIN_LEAK_CHARS`]-character fragment of the secret that
+//! - the input holds nowhere but inside the secret (else it may be echoing, say, a host name
+//!   that repeats part of a key), and
+//! - is not shown when the secret is masked: the same input with every character of the
+//!   secret swapped for another of its class, so that it usually parses the same way.
+//!   Fragments that survive masking come from the message's fixed text.
+
+use std::ops::Range;
 
 /// Fragments this long of a secret must never be shown: shorter ones collide with ordinary
 /// text too often to mean anything.
 pub(crate) const MIN_LEAK_CHARS: usize = 16;
 
-/// Panics if `shown` contains a [`MIN_LEAK_CHARS`]-character fragment of `secret` that the
-/// `input` holds nowhere but inside the secret itself (text the input also has elsewhere,
-/// such as a host name that happens to repeat part of a key, may be echoed legitimately).
-pub(crate) fn assert_no_leak(what: &str, shown: &str, secret: &str, input: &str) {
-    let chars: Vec<(usize, char)> = secret.char_indices().collect();
-    if chars.len() < MIN_LEAK_CHARS {
+/// Byte ranges of secret values in an input.
+pub(crate) type Secrets = Vec<Range<usize>>;
+
+/// Panics if the texts `shown` for `input` leak one of its `secrets`; `render` computes
+/// what would be shown for another input (the masked one).
+pub(crate) fn assert_no_leak(
+    input: &str,
+    secrets: &Secrets,
+    shown: &[(&'static str, String)],
+    render: impl Fn(&str) -> Vec<(&'static str, String)>,
+) {
+    if secrets
+        .iter()
+        .all(|s| input[s.clone()].chars().count() < MIN_LEAK_CHARS)
+    {
         return;
     }
-    let outside_secret = input.replace(secret, "\u{0}");
-    for (i, &(start, _)) in chars.iter().enumerate() {
-        let Some(&(last, c)) = chars.get(i + MIN_LEAK_CHARS - 1) else {
-            break;
-        };
-        let fragment = &secret[start..last + c.len_utf8()];
-        if shown.contains(fragment) && !outside_secret.contains(fragment) {
-            panic!("{what} shows {fragment:?}, part of a secret: {shown:?}");
+    let masked: String = render(&mask(input, secrets))
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let outside: String = input
+        .char_indices()
+        .map(|(i, c)| {
+            if secrets.iter().any(|s| s.contains(&i)) {
+                '\u{0}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    for range in secrets {
+        let secret = &input[range.clone()];
+        for fragment in fragments(secret) {
+            if outside.contains(fragment) || masked.contains(fragment) {
+                continue;
+            }
+            for (what, text) in shown {
+                if text.contains(fragment) {
+                    panic!("{what} shows {fragment:?}, part of a secret in {input:?}: {text:?}");
+                }
+            }
         }
     }
 }
 
-/// The values of every `name=` field in `text`, split at any of `separators`: fields whose
-/// name's last word equals `name` (ASCII case-insensitively if `any_case`), so that the
-/// first field of `SharedAccessSignature sig=…` counts too.
-pub(crate) fn field_values<'a>(
-    text: &'a str,
-    name: &str,
-    separators: &[char],
-    any_case: bool,
-) -> Vec<&'a str> {
+/// Panics if `shown` contains any [`MIN_LEAK_CHARS`]-character fragment of `secret`.
+pub(crate) fn assert_not_shown(what: &str, shown: &str, secret: &str) {
+    for fragment in fragments(secret) {
+        assert!(
+            !shown.contains(fragment),
+            "{what} shows {fragment:?}, part of a secret: {shown:?}"
+        );
+    }
+}
+
+/// Every window of [`MIN_LEAK_CHARS`] characters of `secret`.
+fn fragments(secret: &str) -> impl Iterator<Item = &str> {
+    let bounds: Vec<usize> = secret
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(secret.len()))
+        .collect();
+    (0..bounds.len().saturating_sub(MIN_LEAK_CHARS))
+        .map(move |i| &secret[bounds[i]..bounds[i + MIN_LEAK_CHARS]])
+}
+
+/// `input` with the characters inside `secrets` replaced. Digits, hex letters and other
+/// letters each rotate within their own class and case, so base64 stays base64 of the same
+/// length and percent-escapes stay escapes; everything else is kept.
+pub(crate) fn mask(input: &str, secrets: &Secrets) -> String {
+    input
+        .char_indices()
+        .map(|(i, c)| {
+            if secrets.iter().any(|s| s.contains(&i)) {
+                rotate(c)
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn rotate(c: char) -> char {
+    let within = |first: u8, len: u8, by: u8| char::from(first + (c as u8 - first + by) % len);
+    match c {
+        '0'..='9' => within(b'0', 10, 5),
+        'a'..='f' => within(b'a', 6, 3),
+        'A'..='F' => within(b'A', 6, 3),
+        'g'..='z' => within(b'g', 20, 10),
+        'G'..='Z' => within(b'G', 20, 10),
+        _ => c,
+    }
+}
+
+/// The byte ranges of the values of every `name=` field in `text`, fields split at any of
+/// `separators`, values trimmed. A field counts if its name's last word equals `name`
+/// (ASCII case-insensitively if `any_case`), so the first field of
+/// `SharedAccessSignature sig=…` counts too.
+pub(crate) fn field_values(text: &str, name: &str, separators: &[char], any_case: bool) -> Secrets {
+    let offset = |part: &str| part.as_ptr() as usize - text.as_ptr() as usize;
     text.split(separators)
         .filter_map(|segment| segment.split_once('='))
         .filter(|(n, _)| {
@@ -47,6 +130,10 @@ pub(crate) fn field_values<'a>(
                 n == name
             }
         })
-        .map(|(_, value)| value.trim())
+        .map(|(_, value)| {
+            let value = value.trim();
+            offset(value)..offset(value) + value.len()
+        })
+        .filter(|range| !range.is_empty())
         .collect()
 }

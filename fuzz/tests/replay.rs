@@ -18,7 +18,21 @@ fn every_corpus_input_keeps_its_invariants() {
         let ran = replay_dir(*target, &dir)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
         assert!(ran > 0, "{} holds no inputs", dir.display());
-        eprintln!("{name}: {ran} inputs");
+        eprintln!("{name}: {ran} corpus inputs");
+    }
+}
+
+/// Inputs that once broke an invariant (of the library or of the target itself), kept
+/// apart from the corpus so that `cargo fuzz cmin` can neither drop nor rename them.
+#[test]
+fn every_regression_input_keeps_its_invariants() {
+    for (name, target) in TARGETS {
+        let dir = fuzz_dir().join("regressions").join(name);
+        if dir.exists() {
+            let ran = replay_dir(*target, &dir)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+            eprintln!("{name}: {ran} regression inputs");
+        }
     }
 }
 
