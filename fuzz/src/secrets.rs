@@ -4,11 +4,20 @@
 //! contains a [`MIN_LEAK_CHARS`]-character fragment of the secret that
 //! - the input holds nowhere but inside the secret (else it may be echoing, say, a host name
 //!   that repeats part of a key), and
-//! - is not shown when the secret is masked: the same input with every character of the
-//!   secret swapped for another of its class, so that it usually parses the same way.
-//!   Fragments that survive masking come from the message's fixed text.
+//! - is not shown when the secret is masked: the same input with the secret replaced by a
+//!   different one of the same shape (other key bytes of the same length, in the same
+//!   encoding), so that the masked input parses the same way. Fragments that survive
+//!   masking come from the message's fixed text, or from the rest of the input as the
+//!   message transforms it (a percent-encoded resource, say).
 
 use std::ops::Range;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use iothub_auth::encode_component;
+use percent_encoding::percent_decode_str;
 
 /// Fragments this long of a secret must never be shown: shorter ones collide with ordinary
 /// text too often to mean anything.
@@ -82,21 +91,50 @@ fn fragments(secret: &str) -> impl Iterator<Item = &str> {
         .map(move |i| &secret[bounds[i]..bounds[i + MIN_LEAK_CHARS]])
 }
 
-/// `input` with the characters inside `secrets` replaced. Digits, hex letters and other
-/// letters each rotate within their own class and case, so base64 stays base64 of the same
-/// length and percent-escapes stay escapes; everything else is kept.
+/// `input` with each secret (overlapping ones merged) replaced by [`masked_secret`].
 pub(crate) fn mask(input: &str, secrets: &Secrets) -> String {
-    input
-        .char_indices()
-        .map(|(i, c)| {
-            if secrets.iter().any(|s| s.contains(&i)) {
-                rotate(c)
-            } else {
-                c
-            }
-        })
-        .collect()
+    let mut ranges = secrets.clone();
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Secrets = Vec::new();
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    let mut out = String::new();
+    let mut at = 0;
+    for range in merged {
+        out.push_str(&input[at..range.start]);
+        out.push_str(&masked_secret(&input[range.clone()]));
+        at = range.end;
+    }
+    out.push_str(&input[at..]);
+    out
 }
+
+/// A different secret of the same shape: base64 of other bytes of the same length for a key,
+/// the same for a (percent-encoded) signature, else every character rotated within its
+/// class (digits, hex letters, other letters).
+fn masked_secret(secret: &str) -> String {
+    let other =
+        |bytes: Vec<u8>| STANDARD.encode(bytes.iter().map(|b| b ^ 0xA5).collect::<Vec<_>>());
+    if let Ok(bytes) = STANDARD.decode(secret) {
+        return other(bytes);
+    }
+    if let Ok(text) = percent_decode_str(secret).decode_utf8() {
+        if let Ok(bytes) = SIGNATURE.decode(text.replace(' ', "+")) {
+            return encode_component(&other(bytes));
+        }
+    }
+    secret.chars().map(rotate).collect()
+}
+
+/// How iothub-auth reads a token's `sig`: standard alphabet, padding optional.
+const SIGNATURE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 fn rotate(c: char) -> char {
     let within = |first: u8, len: u8, by: u8| char::from(first + (c as u8 - first + by) % len);
