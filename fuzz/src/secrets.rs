@@ -4,11 +4,12 @@
 //! contains a [`MIN_LEAK_CHARS`]-character fragment of the secret that
 //! - the input holds nowhere but inside the secret (else it may be echoing, say, a host name
 //!   that repeats part of a key), and
-//! - is not shown when the secret is masked: the same input with the secret replaced by a
-//!   different one of the same shape (other key bytes of the same length, in the same
-//!   encoding), so that the masked input parses the same way. Fragments that survive
-//!   masking come from the message's fixed text, or from the rest of the input as the
-//!   message transforms it (a percent-encoded resource, say).
+//! - is not shown when the secret is masked, by either of two masks: the same input with
+//!   the secret replaced by base64 of other bytes of the same length (so a key stays a
+//!   valid key), or with each of its characters rotated within its class (so the text
+//!   around it stays valid). A message that echoes the secret echoes the mask instead;
+//!   fragments that survive a mask come from the message's fixed text, or from the rest of
+//!   the input as the message transforms it (a percent-encoded resource, say).
 
 use std::ops::Range;
 
@@ -40,11 +41,17 @@ pub(crate) fn assert_no_leak(
     {
         return;
     }
-    let masked: String = render(&mask(input, secrets))
+    let masked: Vec<String> = [Mask::OtherBytes, Mask::Rotated]
         .into_iter()
-        .map(|(_, text)| text)
-        .collect::<Vec<_>>()
-        .join("\n");
+        .map(|how| {
+            let shown = render(&mask(input, secrets, how));
+            shown
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
     let outside: String = input
         .char_indices()
         .map(|(i, c)| {
@@ -58,7 +65,7 @@ pub(crate) fn assert_no_leak(
     for range in secrets {
         let secret = &input[range.clone()];
         for fragment in fragments(secret) {
-            if outside.contains(fragment) || masked.contains(fragment) {
+            if outside.contains(fragment) || masked.iter().any(|m| m.contains(fragment)) {
                 continue;
             }
             for (what, text) in shown {
@@ -91,8 +98,17 @@ fn fragments(secret: &str) -> impl Iterator<Item = &str> {
         .map(move |i| &secret[bounds[i]..bounds[i + MIN_LEAK_CHARS]])
 }
 
-/// `input` with each secret (overlapping ones merged) replaced by [`masked_secret`].
-pub(crate) fn mask(input: &str, secrets: &Secrets) -> String {
+/// How a secret is replaced to see what a message shows without it.
+#[derive(Clone, Copy)]
+enum Mask {
+    /// Base64 of other bytes of the same length, in the secret's encoding.
+    OtherBytes,
+    /// Every character rotated within its class.
+    Rotated,
+}
+
+/// `input` with each secret (overlapping ones merged) masked.
+fn mask(input: &str, secrets: &Secrets, how: Mask) -> String {
     let mut ranges = secrets.clone();
     ranges.sort_by_key(|r| r.start);
     let mut merged: Secrets = Vec::new();
@@ -106,17 +122,20 @@ pub(crate) fn mask(input: &str, secrets: &Secrets) -> String {
     let mut at = 0;
     for range in merged {
         out.push_str(&input[at..range.start]);
-        out.push_str(&masked_secret(&input[range.clone()]));
+        let secret = &input[range.clone()];
+        match how {
+            Mask::OtherBytes => out.push_str(&other_bytes(secret)),
+            Mask::Rotated => out.extend(secret.chars().map(rotate)),
+        }
         at = range.end;
     }
     out.push_str(&input[at..]);
     out
 }
 
-/// A different secret of the same shape: base64 of other bytes of the same length for a key,
-/// the same for a (percent-encoded) signature, else every character rotated within its
-/// class (digits, hex letters, other letters).
-fn masked_secret(secret: &str) -> String {
+/// Base64 of other bytes of the same length for a key, the same percent-encoded for a
+/// signature, else every character rotated.
+fn other_bytes(secret: &str) -> String {
     let other =
         |bytes: Vec<u8>| STANDARD.encode(bytes.iter().map(|b| b ^ 0xA5).collect::<Vec<_>>());
     if let Ok(bytes) = STANDARD.decode(secret) {
@@ -136,6 +155,8 @@ const SIGNATURE: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Digits, hex letters and other letters each rotate within their own class and case, so
+/// base64 stays base64 of the same length and percent-escapes stay escapes.
 fn rotate(c: char) -> char {
     let within = |first: u8, len: u8, by: u8| char::from(first + (c as u8 - first + by) % len);
     match c {
@@ -174,4 +195,49 @@ pub(crate) fn field_values(text: &str, name: &str, separators: &[char], any_case
         })
         .filter(|range| !range.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=";
+
+    fn input() -> (String, Secrets) {
+        let input = format!("HostName=h;SharedAccessKey={KEY}");
+        let secrets = field_values(&input, "SharedAccessKey", &[';'], false);
+        (input, secrets)
+    }
+
+    #[test]
+    #[should_panic(expected = "part of a secret")]
+    fn a_message_echoing_the_key_is_a_leak() {
+        let (input, secrets) = input();
+        let echo = |text: &str| vec![("error message", format!("bad value in {text}"))];
+        assert_no_leak(&input, &secrets, &echo(&input), echo);
+    }
+
+    #[test]
+    fn fixed_text_and_the_rest_of_the_input_are_not_leaks() {
+        let (input, secrets) = input();
+        let fixed = |_: &str| vec![("error message", format!("HostName=h; {KEY}"))];
+        // The key text appears in the message whatever the key is: fixed text.
+        assert_no_leak(&input, &secrets, &fixed(&input), fixed);
+        let repeated = format!("HostName={KEY};SharedAccessKey={KEY}");
+        let secrets = vec![repeated.rfind(KEY).map(|at| at..at + KEY.len()).unwrap()];
+        let host = |text: &str| vec![("Display", text.split(';').next().unwrap().to_owned())];
+        assert_no_leak(&repeated, &secrets, &host(&repeated), host);
+    }
+
+    #[test]
+    fn masks_keep_the_shape() {
+        let (input, secrets) = input();
+        let other = mask(&input, &secrets, Mask::OtherBytes);
+        let key = other.strip_prefix("HostName=h;SharedAccessKey=").unwrap();
+        assert_ne!(key, KEY);
+        assert_eq!(STANDARD.decode(key).map(|k| k.len()), Ok(32));
+        let rotated = mask(&input, &secrets, Mask::Rotated);
+        assert_eq!(rotated.len(), input.len());
+        assert!(!rotated.contains(&KEY[..MIN_LEAK_CHARS]));
+    }
 }
