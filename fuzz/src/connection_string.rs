@@ -71,10 +71,17 @@ pub fn connection_string(data: &[u8]) {
     }
 }
 
-/// The `SharedAccessKey` values and the `sig` of any token in a connection string.
+/// The `SharedAccessKey` values and the `sig` of each `SharedAccessSignature` value (a
+/// `sig=` elsewhere, say inside a module id, is ordinary text).
 fn secrets(text: &str) -> Secrets {
     let mut secrets = field_values(text, "SharedAccessKey", &[';'], false);
-    secrets.extend(field_values(text, "sig", &[';', '&'], true));
+    for token in field_values(text, "SharedAccessSignature", &[';'], false) {
+        let sigs = field_values(&text[token.clone()], "sig", &['&'], true);
+        secrets.extend(
+            sigs.into_iter()
+                .map(|s| s.start + token.start..s.end + token.start),
+        );
+    }
     secrets
 }
 
