@@ -151,6 +151,11 @@ fn write_bare(f: &mut Formatter<'_>, expr: &Expr, own: Prec) -> fmt::Result {
             expr,
         } => {
             f.write_str("-")?;
+            // `-5` reads back as the constant -5, so a negated number (from `-(5)` or
+            // `--0`) keeps its parentheses.
+            if matches!(expr.kind, ExprKind::Literal(Literal::Number(_))) {
+                return write!(f, "({expr})");
+            }
             write_expr(f, expr, Prec::Unary)
         }
         ExprKind::Binary { op, left, right } => {

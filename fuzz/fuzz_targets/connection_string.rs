@@ -1,0 +1,12 @@
+#![cfg_attr(fuzzing, no_main)]
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| iothub_twins_fuzz::connection_string(data));
+
+#[cfg(not(fuzzing))]
+fn main() {
+    iothub_twins_fuzz::replay::replay_main(
+        "connection_string",
+        iothub_twins_fuzz::connection_string,
+    );
+}
