@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where and how the emulator runs.
 #[derive(Debug, Clone)]
@@ -20,6 +21,39 @@ pub struct EmulatorConfig {
     pub in_memory: bool,
     /// Devices to register at start if missing (existing keys are kept).
     pub devices: Vec<String>,
+    /// Bounds on the connections of each listener (the README's fidelity table lists them).
+    pub connection_limits: ConnectionLimits,
+}
+
+/// How many connections each listener holds and how long a silent or slow one may stay. The
+/// defaults suit a hub on a developer machine or CI runner; tests set small values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Concurrent connections per listener (HTTPS and MQTT each have this many). At the ceiling,
+    /// a new socket takes the place of the oldest one still in its TLS handshake; if none is,
+    /// it waits until a connection ends. Default 400: both listeners together stay well under
+    /// the usual 1,024 open files.
+    pub max_connections_per_listener: usize,
+    /// A TLS handshake (both listeners) must finish within this. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// HTTPS: the head of each HTTP/1.1 request must arrive within this, counted from when the
+    /// connection is ready for a request (so it also bounds the gap between keep-alive
+    /// requests). Default 10 s.
+    pub header_read_timeout: Duration,
+    /// HTTPS: a connection that moves no byte in either direction for this long is closed
+    /// (HTTP/2 and a client that never sends a request included). Default 60 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections_per_listener: 400,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl EmulatorConfig {
@@ -33,6 +67,7 @@ impl EmulatorConfig {
             data_dir: data_dir.to_path_buf(),
             in_memory: true,
             devices: Vec::new(),
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }

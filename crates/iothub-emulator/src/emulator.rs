@@ -8,7 +8,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::config::EmulatorConfig;
+use crate::config::{ConnectionLimits, EmulatorConfig};
 use crate::connections::Connections;
 use crate::faults::FaultInjector;
 use crate::hub::{Hub, HubError};
@@ -81,7 +81,12 @@ impl Emulator {
         let (https, https_port) = bind(SocketAddr::new(config.bind, config.https_port)).await?;
         let (mqtt, mqtt_port) = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
         let connections = Connections::default();
-        serve(&connections, &hub, sessions, &tls, https, mqtt)?;
+        let listeners = Listeners {
+            https,
+            mqtt,
+            limits: config.connection_limits,
+        };
+        serve(&connections, &hub, sessions, &tls, listeners)?;
         tracing::info!(https_port, mqtt_port, hostname = %config.hostname, "emulator listening");
         Ok(RunningEmulator {
             hub,
@@ -135,6 +140,13 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, u16), EmulatorError> {
     Ok((listener, port))
 }
 
+/// Both bound listeners and the bounds their connections share.
+struct Listeners {
+    https: TcpListener,
+    mqtt: TcpListener,
+    limits: ConnectionLimits,
+}
+
 /// Starts the accept loops of both listeners: HTTPS (REST API, MQTT over WebSockets) and MQTT
 /// over TLS. Both loops, and every connection they accept, are tasks of `connections`.
 fn serve(
@@ -142,24 +154,39 @@ fn serve(
     hub: &Hub,
     sessions: SessionTable,
     tls: &TlsMaterial,
-    https_listener: TcpListener,
-    mqtt_listener: TcpListener,
+    listeners: Listeners,
 ) -> Result<(), EmulatorError> {
+    let Listeners {
+        https: https_listener,
+        mqtt: mqtt_listener,
+        limits,
+    } = listeners;
     let endpoint = Endpoint::new(hub.clone(), sessions, connections.clone());
     let router = rest::router(hub.clone(), endpoint.clone());
-    let lifetime = connections.clone();
-    connections.spawn(listener::serve(
+    let (lifetime, https_limits) = (connections.clone(), limits.clone());
+    let https_accept = listener::serve(
         "https",
         https_listener,
         tls.https_acceptor()?,
         connections.clone(),
-        move |stream, peer| https::serve_connection(stream, peer, router.clone(), lifetime.clone()),
-    ));
+        limits.clone(),
+        move |stream, peer| {
+            https::serve_connection(
+                stream,
+                peer,
+                router.clone(),
+                lifetime.clone(),
+                https_limits.clone(),
+            )
+        },
+    );
+    connections.spawn(https_accept);
     connections.spawn(listener::serve(
         "mqtt",
         mqtt_listener,
         tls.mqtt_acceptor()?,
         connections.clone(),
+        limits,
         move |stream, peer| endpoint.clone().serve_tls(stream, peer),
     ));
     Ok(())

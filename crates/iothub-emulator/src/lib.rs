@@ -40,7 +40,7 @@ mod tls;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use config::EmulatorConfig;
+pub use config::{ConnectionLimits, EmulatorConfig};
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;
 pub use hub::{Hub, HubError};

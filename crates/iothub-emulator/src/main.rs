@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use iothub_cli::{exit, StopSignals};
-use iothub_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use iothub_emulator::{ConnectionLimits, Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
 /// How long SIGINT/SIGTERM waits for in-flight requests and pending writes.
@@ -89,6 +89,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         data_dir: cli.data_dir,
         in_memory: cli.in_memory,
         devices: cli.devices.clone(),
+        connection_limits: ConnectionLimits::default(),
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     let devices = device_strings(&emulator, &cli.devices);

@@ -49,8 +49,13 @@ fn validate_value(path: &str, value: &Value) -> Result<(), HubError> {
             let in_range = match (n.as_i64(), n.as_u64()) {
                 (Some(i), _) => (MIN_INT..=MAX_INT).contains(&i),
                 (None, Some(_)) => false,
-                // Floats are stored as doubles; only integers have the documented range.
-                (None, None) => true,
+                // The parser reads an integer beyond 64 bits (`100000000000000000000`) as a
+                // double, indistinguishable from `1e20`: a double whose value is whole has the
+                // integer range too, so both spellings are refused like 2^53+1 is. Fractions
+                // keep the double's range.
+                (None, None) => n
+                    .as_f64()
+                    .is_some_and(|f| f.fract() != 0.0 || (MIN_INT as f64..=MAX_INT as f64).contains(&f)),
             };
             if in_range {
                 Ok(())
@@ -205,5 +210,9 @@ mod tests {
         assert!(validate_patch("t", &obj(json!({"n": MAX_INT}))).is_ok());
         assert!(validate_patch("t", &obj(json!({"n": MAX_INT + 1}))).is_err());
         assert!(validate_patch("t", &obj(json!({"s": "x".repeat(4097)}))).is_err());
+        assert!(validate_patch("t", &obj(json!({"n": 1e20}))).is_err());
+        assert!(validate_patch("t", &obj(json!({"n": -1e20}))).is_err());
+        assert!(validate_patch("t", &obj(json!({"n": 1.5e3}))).is_ok());
+        assert!(validate_patch("t", &obj(json!({"n": 0.25}))).is_ok());
     }
 }

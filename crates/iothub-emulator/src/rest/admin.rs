@@ -9,19 +9,20 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
+use super::request::PathId;
 use crate::hub::Hub;
 
 /// `POST /$emulator/faults/drop-connection/{deviceId}`.
 pub async fn drop_connection(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
     caller.require_owner()?;
     hub.disconnect_device(&id);

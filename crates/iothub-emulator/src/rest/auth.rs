@@ -4,6 +4,11 @@
 //! key (`skn`); device-scoped tokens (no `skn`) reach no service endpoint. The token's `sr` must
 //! cover `{hostname}{path}` (host case-insensitive, ports ignored, prefix by whole segment).
 //!
+//! Both sides are compared in one canonical form, the one the router serves: `sr` as the token
+//! carries it once its own encoding is undone, the path with each segment percent-decoded exactly
+//! as axum decodes `{id}`. So a token for `…/devices/a#b` reaches `/devices/a%23b`, and a token
+//! for `…/devices/dev%31` reaches the device named `dev%31`, never `dev1`.
+//!
 //! Permissions per operation (ARCHITECTURE.md#sas-tokens; the permission names are those of
 //! <https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas>; where the docs and practice disagree, either is accepted):
 //! - registry reads (`GET /devices…`, `GET /statistics/devices`): RegistryRead;
@@ -16,6 +21,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use iothub_auth::{unix_now, ParsedSas};
+use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
 use crate::hub::{Hub, Permissions};
@@ -114,7 +120,7 @@ impl FromRequestParts<Hub> for Caller {
             .map_err(ApiError::unauthorized)?;
         sas.check_not_expired(unix_now())
             .map_err(ApiError::unauthorized)?;
-        let resource = format!("{}{}", hub.hostname(), parts.uri.path());
+        let resource = format!("{}{}", hub.hostname(), decoded_path(parts.uri.path())?);
         if !sas.covers(&resource) {
             return Err(ApiError::unauthorized(format!(
                 "the token's resource does not cover '{resource}'"
@@ -124,5 +130,38 @@ impl FromRequestParts<Hub> for Caller {
             policy: policy.name,
             permissions: policy.permissions,
         })
+    }
+}
+
+/// The path as the router sees it: every segment percent-decoded (`+` stays `+`). A `/` that a
+/// segment decodes to stays `%2F`, so decoding never moves a segment boundary.
+///
+/// # Errors
+/// 400 `ArgumentInvalid` for a segment that is not UTF-8 once decoded.
+fn decoded_path(path: &str) -> Result<String, ApiError> {
+    let segments: Result<Vec<String>, ApiError> = path
+        .split('/')
+        .map(|segment| {
+            percent_decode_str(segment)
+                .decode_utf8()
+                .map(|decoded| decoded.replace('/', "%2F"))
+                .map_err(|_| ApiError::invalid_utf8_path(segment))
+        })
+        .collect();
+    Ok(segments?.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decoded_path;
+
+    #[test]
+    fn segments_decode_like_the_router() {
+        assert_eq!(decoded_path("/devices/a%23b").unwrap(), "/devices/a#b");
+        assert_eq!(decoded_path("/devices/dev%2531").unwrap(), "/devices/dev%31");
+        assert_eq!(decoded_path("/devices/a+b").unwrap(), "/devices/a+b");
+        assert_eq!(decoded_path("/devices/a%2Fb").unwrap(), "/devices/a%2Fb");
+        assert_eq!(decoded_path("/devices/d%C3%A9").unwrap(), "/devices/dé");
+        assert!(decoded_path("/devices/%FF").is_err());
     }
 }

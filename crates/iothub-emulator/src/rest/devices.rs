@@ -3,7 +3,7 @@
 //! updates (404 if missing, 412 on a mismatch). Creation answers 200, as the hub does.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use iothub_auth::SharedAccessKey;
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::auth::{need, Caller};
 use super::error::ApiError;
-use super::request::{if_match, member, parse_object, present};
+use super::request::{PathId, if_match, member, parse_object, present};
 use super::response::JsonResponse;
 use crate::hub::{AuthSpec, DeviceSpec, Hub};
 
@@ -25,7 +25,7 @@ const MAX_LIST: usize = 1000;
 pub async fn get(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<JsonResponse, ApiError> {
     caller.require(need::REGISTRY_READ)?;
     Ok(JsonResponse::ok(hub.device_json(&id)?))
@@ -35,7 +35,7 @@ pub async fn get(
 pub async fn put(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<JsonResponse, ApiError> {
@@ -52,7 +52,7 @@ pub async fn put(
 pub async fn delete(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     caller.require(need::REGISTRY_WRITE)?;

@@ -47,6 +47,13 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "ArgumentNull", message)
     }
 
+    /// 400 `ArgumentInvalid` for a path segment that is not UTF-8 once percent-decoded.
+    pub fn invalid_utf8_path(segment: &str) -> ApiError {
+        ApiError::invalid(format!(
+            "The path segment '{segment}' is not valid UTF-8 once percent-decoded; percent-encode the UTF-8 bytes of the id"
+        ))
+    }
+
     /// 400 `IotHubFormatError` (unparseable JSON).
     pub fn format(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "IotHubFormatError", message)

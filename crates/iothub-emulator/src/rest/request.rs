@@ -2,11 +2,33 @@
 //! member lookup (the hub binds body members case-insensitively, ARCHITECTURE.md#wire-facts),
 //! `If-Match`.
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::hub::IfMatch;
+
+/// The `{id}` of a route, percent-decoded; a segment that does not decode gets a Format A error
+/// instead of axum's plain-text one.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(PathId(id)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::invalid(format!("The request path is invalid: {}", e.body_text())))
+            }
+            Err(e) => Err(ApiError::invalid(e.body_text())),
+        }
+    }
+}
 
 /// Parses a JSON body; an empty body is `None`.
 ///

@@ -4,13 +4,13 @@
 //! Injected faults (`fail_next_twin_operations`) apply to all three.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::auth::{need, Caller};
 use super::error::ApiError;
-use super::request::{if_match, parse_object, present};
+use super::request::{PathId, if_match, parse_object, present};
 use super::response::JsonResponse;
 use crate::hub::{Hub, HubError, TwinWrite, TwinWriteMode};
 
@@ -25,7 +25,7 @@ fn injected_fault(hub: &Hub) -> Result<(), ApiError> {
 pub async fn get(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<JsonResponse, ApiError> {
     caller.require(need::SERVICE_OR_READ)?;
     injected_fault(&hub)?;
@@ -36,7 +36,7 @@ pub async fn get(
 pub async fn patch(
     state: State<Hub>,
     caller: Caller,
-    id: Path<String>,
+    id: PathId,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<JsonResponse, ApiError> {
@@ -47,7 +47,7 @@ pub async fn patch(
 pub async fn put(
     state: State<Hub>,
     caller: Caller,
-    id: Path<String>,
+    id: PathId,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<JsonResponse, ApiError> {
@@ -57,7 +57,7 @@ pub async fn put(
 async fn write(
     State(hub): State<Hub>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Bytes,
     mode: TwinWriteMode,
