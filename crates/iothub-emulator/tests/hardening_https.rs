@@ -42,7 +42,9 @@ fn limits(max_connections: usize, header_read: Duration, idle: Duration) -> Conn
 async fn tls_connect(emulator: &RunningEmulator, port: u16) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(emulator.ca_pem().as_bytes()) {
-        roots.add(cert.expect("CA certificate")).expect("CA accepted");
+        roots
+            .add(cert.expect("CA certificate"))
+            .expect("CA accepted");
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -121,7 +123,10 @@ async fn rest_status(emulator: &RunningEmulator) -> u16 {
 async fn a_tls_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
     let (emulator, _dir) = start(limits(50, NEVER, Duration::from_millis(500))).await;
     let mut tls = tls_connect(&emulator, emulator.https_port()).await;
-    assert!(closed_within(&mut tls, BOUND).await, "idle connection still open");
+    assert!(
+        closed_within(&mut tls, BOUND).await,
+        "idle connection still open"
+    );
     emulator.shutdown().await;
 }
 
@@ -197,11 +202,20 @@ async fn shutdown_does_not_wait_on_a_half_sent_request_or_idle_sockets() {
         .expect("response in time")
         .expect("response");
     assert!(buf[..n].starts_with(b"HTTP/1.1 "), "{:?}", &buf[..n]);
+    // Then a request whose body never finishes: in flight, so graceful shutdown would wait.
     half_open
-        .write_all(b"GET /statistics/devices HTTP/1.1\r\nHost: loc")
+        .write_all(
+            b"PATCH /twins/d1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"tags\":",
+        )
         .await
         .expect("half a request sent");
     half_open.flush().await.expect("flushed");
+    let mut half_head = tls_connect(&emulator, emulator.https_port()).await;
+    half_head
+        .write_all(b"GET /statistics/devices HTTP/1.1\r\nHost: loc")
+        .await
+        .expect("half a request head sent");
+    half_head.flush().await.expect("flushed");
     let _idle_tls = tls_connect(&emulator, emulator.https_port()).await;
     let _silent = silent_sockets(emulator.https_port(), 3).await;
     let started = tokio::time::Instant::now();

@@ -33,8 +33,12 @@ async fn a_scope_naming_an_encoded_id_does_not_reach_the_decoded_one() {
     hub.create_device("dev%31").await;
     // The token names the device `dev%31`; the path `/devices/dev%31` is device `dev1`.
     let token = scoped_token(&hub, "registryRead", "/devices/dev%31");
-    assert_error(get_with(&hub, "/devices/dev%31", &token).await, 401, "IotHubUnauthorizedAccess")
-        .await;
+    assert_error(
+        get_with(&hub, "/devices/dev%31", &token).await,
+        401,
+        "IotHubUnauthorizedAccess",
+    )
+    .await;
     // The device it names, spelled the way the router decodes it, is reachable.
     let res = get_with(&hub, "/devices/dev%2531", &token).await;
     assert_eq!(res.status(), 200);
@@ -64,7 +68,11 @@ async fn a_correct_scope_reaches_ids_that_need_encoding() {
         let encoded = encode(id);
         let token = scoped_token(&hub, "registryReadWrite", &format!("/devices/{id}"));
         let res = get_with(&hub, &format!("/devices/{encoded}"), &token).await;
-        assert_eq!(res.status(), 200, "GET /devices/{encoded} with a scope of {id}");
+        assert_eq!(
+            res.status(),
+            200,
+            "GET /devices/{encoded} with a scope of {id}"
+        );
         let device: Value = res.json().await.expect("device JSON");
         assert_eq!(device["deviceId"], id);
 
@@ -78,7 +86,11 @@ async fn a_correct_scope_reaches_ids_that_need_encoding() {
                 &[],
             )
             .await;
-        assert_eq!(res.status(), 200, "PATCH /twins/{encoded} with a scope of {id}");
+        assert_eq!(
+            res.status(),
+            200,
+            "PATCH /twins/{encoded} with a scope of {id}"
+        );
         assert_eq!(hub.twin(id).await["tags"]["scoped"], id);
     }
     // `+` is not a space in a path: a scope of `a+b` reaches `/devices/a+b` sent unencoded.
@@ -138,7 +150,11 @@ async fn integers_beyond_64_bits_are_refused_like_2_pow_53_plus_1() {
         let res = patch_raw(&hub, &format!(r#"{{"tags":{{"n":{big}}}}}"#)).await;
         let message = assert_error(res, status, &code).await;
         assert!(message.contains("tags.n"), "{message}");
-        let res = patch_raw(&hub, &format!(r#"{{"properties":{{"desired":{{"n":[{big}]}}}}}}"#)).await;
+        let res = patch_raw(
+            &hub,
+            &format!(r#"{{"properties":{{"desired":{{"n":[{big}]}}}}}}"#),
+        )
+        .await;
         assert_error(res, status, &code).await;
     }
     let twin = hub.twin("d1").await;

@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn segments_decode_like_the_router() {
         assert_eq!(decoded_path("/devices/a%23b").unwrap(), "/devices/a#b");
-        assert_eq!(decoded_path("/devices/dev%2531").unwrap(), "/devices/dev%31");
+        assert_eq!(
+            decoded_path("/devices/dev%2531").unwrap(),
+            "/devices/dev%31"
+        );
         assert_eq!(decoded_path("/devices/a+b").unwrap(), "/devices/a+b");
         assert_eq!(decoded_path("/devices/a%2Fb").unwrap(), "/devices/a%2Fb");
         assert_eq!(decoded_path("/devices/d%C3%A9").unwrap(), "/devices/dé");

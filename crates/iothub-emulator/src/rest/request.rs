@@ -22,9 +22,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(id)) => Ok(PathId(id)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => {
-                Err(ApiError::invalid(format!("The request path is invalid: {}", e.body_text())))
-            }
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::invalid(
+                format!("The request path is invalid: {}", e.body_text()),
+            )),
             Err(e) => Err(ApiError::invalid(e.body_text())),
         }
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::auth::{need, Caller};
 use super::error::ApiError;
-use super::request::{PathId, if_match, parse_object, present};
+use super::request::{if_match, parse_object, present, PathId};
 use super::response::JsonResponse;
 use crate::hub::{Hub, HubError, TwinWrite, TwinWriteMode};
 
