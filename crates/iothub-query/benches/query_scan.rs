@@ -9,6 +9,9 @@
 //! - `clone_per_row`: the engine, cloning each twin before matching;
 //! - `reparse_per_row`: the engine, compiling the query again for every twin.
 
+// criterion_group! defines a public `benches` fn it gives no doc; a bench binary has no API.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use iothub_query::CompiledQuery;
 use serde_json::{json, Value};
