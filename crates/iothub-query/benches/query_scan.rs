@@ -28,8 +28,8 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A twin shaped like GET /twins/{id} (§6.2): identity fields, tags, desired and reported
-/// properties with `$metadata` at every level.
+/// A twin shaped like GET /twins/{id} (ARCHITECTURE.md#service-rest-api): identity fields,
+/// tags, desired and reported properties with `$metadata` at every level.
 fn twin(i: usize) -> Value {
     let h = mix(i as u64);
     let plants = ["Redmond43", "Redmond44", "Seattle01", "Dublin07", "Tokyo12"];
