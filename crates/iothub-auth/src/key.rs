@@ -33,8 +33,8 @@ pub struct SharedAccessKey {
     base64: String,
     decoded: Vec<u8>,
     /// `decoded` as the MAC's key schedule, built by the constructors (where an error has a
-    /// place to go) so signing cannot fail. Boxed: the state is a few hundred bytes, and keys
-    /// sit in enums and maps beside small values.
+    /// place to go) so signing cannot fail. Boxed: the MAC state outweighs the rest of the key,
+    /// and keys sit in enums beside small values.
     keyed: Box<KeyedMac>,
 }
 
