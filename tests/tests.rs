@@ -2,6 +2,10 @@
 //! an in-process emulator (`iothub_emulator::test_support::TestHub`). One test binary; each
 //! module has one subject.
 
+// Clippy's allow-*-in-tests covers #[test] functions only; the helpers beside them fail a test
+// the same way, by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// The test hub with the tutorial's device, and running the built binaries.
 mod support;
 

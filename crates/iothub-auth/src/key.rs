@@ -4,6 +4,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use hmac::digest::Key;
 use hmac::{Hmac, Mac};
 use rand::RngCore as _;
 use sha2::Sha256;
@@ -18,6 +19,9 @@ const MAX_KEY_BYTES: usize = 64;
 /// Length of keys made by [`SharedAccessKey::generate`], the same as the portal's.
 const GENERATED_KEY_BYTES: usize = 32;
 
+/// HMAC-SHA256 keyed once, when the key is validated; each signature starts from a copy.
+type KeyedMac = Hmac<Sha256>;
+
 /// A device or policy key: base64 text that decodes to 16–64 bytes.
 ///
 /// `Debug` and `Display` print `SharedAccessKey(<redacted>)`; the only way to the secret text is
@@ -28,6 +32,10 @@ pub struct SharedAccessKey {
     /// The text as given; kept so connection strings round-trip byte for byte.
     base64: String,
     decoded: Vec<u8>,
+    /// `decoded` as the MAC's key schedule, built by the constructors (where an error has a
+    /// place to go) so signing cannot fail. Boxed: the MAC state outweighs the rest of the key,
+    /// and keys sit in enums beside small values.
+    keyed: Box<KeyedMac>,
 }
 
 impl SharedAccessKey {
@@ -42,19 +50,30 @@ impl SharedAccessKey {
         if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&decoded.len()) {
             return Err(KeyError::InvalidLength { len: decoded.len() });
         }
+        // HMAC takes keys of any length, so this error cannot happen; it maps onto the one
+        // variant that names a length the MAC could not take.
+        let keyed = KeyedMac::new_from_slice(&decoded)
+            .map_err(|_| KeyError::InvalidLength { len: decoded.len() })?;
+        let keyed = Box::new(keyed);
         Ok(Self {
             base64: s.to_owned(),
             decoded,
+            keyed,
         })
     }
 
     /// A fresh random 32-byte key (what the emulator hands out for new devices and policies).
     pub fn generate() -> Self {
-        let mut bytes = vec![0u8; GENERATED_KEY_BYTES];
-        rand::thread_rng().fill_bytes(&mut bytes);
+        // A key shorter than HMAC-SHA256's 64-byte block is that block zero-padded (RFC 2104
+        // section 2), so keying with the full block is infallible and equals keying with the
+        // 32 random bytes alone.
+        let mut block = Key::<KeyedMac>::default();
+        rand::thread_rng().fill_bytes(&mut block[..GENERATED_KEY_BYTES]);
+        let bytes = block[..GENERATED_KEY_BYTES].to_vec();
         Self {
             base64: STANDARD.encode(&bytes),
             decoded: bytes,
+            keyed: Box::new(KeyedMac::new(&block)),
         }
     }
 
@@ -75,15 +94,15 @@ impl SharedAccessKey {
         Self {
             base64: STANDARD.encode(bytes),
             decoded: bytes.to_vec(),
+            keyed: Box::new(
+                KeyedMac::new_from_slice(bytes).expect("HMAC takes keys of any length"),
+            ),
         }
     }
 
     /// Raw HMAC-SHA256 of `message` under this key.
     pub(crate) fn mac(&self, message: &[u8]) -> [u8; 32] {
-        // HMAC is defined for keys of every length (long keys are hashed, short ones padded), so
-        // `new_from_slice` cannot fail for `Hmac<Sha256>`; the Result exists for fixed-key MACs.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.decoded)
-            .expect("HMAC-SHA256 accepts keys of any length");
+        let mut mac = KeyedMac::clone(&self.keyed);
         mac.update(message);
         mac.finalize().into_bytes().into()
     }
@@ -186,6 +205,11 @@ mod tests {
         let reparsed = SharedAccessKey::from_base64(a.expose_base64()).expect("valid");
         assert_eq!(reparsed, a);
         assert_eq!(reparsed.decoded.len(), GENERATED_KEY_BYTES);
+        // `generate` keys the MAC with the zero-padded block, `from_base64` with the bytes alone.
+        assert_eq!(
+            reparsed.sign(b"sign this message"),
+            a.sign(b"sign this message")
+        );
     }
 
     #[test]

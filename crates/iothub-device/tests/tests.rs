@@ -2,6 +2,10 @@
 //! one binary; each module has one subject. What the device did is checked through the
 //! service REST API, as a back end would see it.
 
+// Clippy's allow-*-in-tests covers #[test] functions only; the helpers beside them fail a test
+// the same way, by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// Client options for the test hub, and shared helpers.
 mod support;
 

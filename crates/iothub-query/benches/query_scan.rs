@@ -9,6 +9,9 @@
 //! - `clone_per_row`: the engine, cloning each twin before matching;
 //! - `reparse_per_row`: the engine, compiling the query again for every twin.
 
+// criterion_group! defines a public `benches` fn it gives no doc; a bench binary has no API.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use iothub_query::CompiledQuery;
 use serde_json::{json, Value};
@@ -25,8 +28,8 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A twin shaped like GET /twins/{id} (§6.2): identity fields, tags, desired and reported
-/// properties with `$metadata` at every level.
+/// A twin shaped like GET /twins/{id} (ARCHITECTURE.md#service-rest-api): identity fields,
+/// tags, desired and reported properties with `$metadata` at every level.
 fn twin(i: usize) -> Value {
     let h = mix(i as u64);
     let plants = ["Redmond43", "Redmond44", "Seattle01", "Dublin07", "Tokyo12"];
