@@ -10,6 +10,9 @@
 //! measuring time (default 10), `BENCH_DEVICES` devices patched round-robin (default 1000),
 //! `BENCH_CONNECTIONS` client pools the clients share (default 16).
 
+// A benchmark harness, not a service: a failed set-up step aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,6 +1,9 @@
 //! Integration tests of the emulator, one binary (linked once); each module has one subject.
 //! The hub under test is `iothub_emulator::test_support::TestHub`, as in every crate's tests.
 
+// A failed expectation in a test or its helpers is the test failing, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
