@@ -4,6 +4,8 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// Issue 12's MQTT hardening: revocation, bounded sessions, `$rid`, CONNACK for every CONNECT.
+mod hardening_mqtt;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
