@@ -248,7 +248,9 @@ async fn case8_a_rid_that_cannot_be_echoed_is_refused_like_an_undocumented_topic
     }
 }
 
-#[tokio::test]
+// Several worker threads, so that a takeover can run while the connection it replaces is
+// between its registration and its CONNACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn case8_every_concurrent_connect_for_one_client_id_gets_a_connack() {
     let hub = TestHub::start().await;
     let device = hub.device("herd").await;
