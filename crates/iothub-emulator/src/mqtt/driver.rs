@@ -119,13 +119,15 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     };
 
     let sessions = &endpoint.sessions;
-    let lease = sessions
+    let mut lease = sessions
         .attach(&accepted.client_id, accepted.clean_session, shutdown)
         .await;
     if let Err(refusal) = connect::authenticate(&connect, hub, iothub_auth::unix_now()) {
         // Deleted, disabled or re-keyed after CONNECT was first checked: the hub's close found
         // no session to close, so the credentials are checked again now that one is registered.
-        sessions.detach(lease, None);
+        // A stored session goes back as it was (a deleted device's is dropped by the table).
+        let saved = lease.saved.take();
+        sessions.detach(lease, saved);
         let what = if hub.device_exists(&accepted.identity.device_id) {
             "credentials revoked while connecting"
         } else {
