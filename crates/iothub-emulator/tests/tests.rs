@@ -7,10 +7,12 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
-/// Issue 12 hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
+/// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
-/// Issue 12 hardening of REST: token scopes, number range, invalid UTF-8 in paths.
+/// Hardening of REST: token scopes, number range, invalid UTF-8 in paths.
 mod hardening_rest;
+/// MQTT hardening: revocation, bounded sessions, `$rid`, CONNACK for every CONNECT.
+mod hardening_mqtt;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.

@@ -61,7 +61,7 @@ impl Hub {
         if_match: &IfMatch,
     ) -> Result<Value, HubError> {
         let authentication = resolve_auth(spec.authentication)?;
-        let (json, pending) = {
+        let (json, pending, revoked) = {
             let mut state = self.lock();
             state.etag_counter += 1;
             let counter = state.etag_counter;
@@ -74,6 +74,8 @@ impl Hub {
             if record.enabled != spec.enabled {
                 record.status_updated_time = Some(now_iso());
             }
+            let revoked =
+                !spec.enabled || credentials_changed(&record.authentication, &authentication);
             record.enabled = spec.enabled;
             record.status_reason = spec.status_reason;
             record.authentication = authentication;
@@ -83,9 +85,14 @@ impl Hub {
             let op = Self::put_device_op(record)?;
             let json = record.identity_json();
             entry.invalidate();
-            (json, self.submit(vec![op], None))
+            (json, self.submit(vec![op], None), revoked)
         };
         pending.committed().await?;
+        if revoked {
+            // New keys or a disabled device end what the old credentials opened, as a delete
+            // does; CONNECT with them is refused from now on.
+            self.shared.sessions.disconnect(id);
+        }
         Ok(json)
     }
 
@@ -204,4 +211,30 @@ fn resolve_auth(spec: AuthSpec) -> Result<Authentication, HubError> {
         AuthSpec::CertificateAuthority => Authentication::CertificateAuthority,
         AuthSpec::None => Authentication::None,
     })
+}
+
+/// Whether `new` credentials differ from `old` (tokens signed with the old ones stop working).
+fn credentials_changed(old: &Authentication, new: &Authentication) -> bool {
+    match (old, new) {
+        (
+            Authentication::Sas { primary, secondary },
+            Authentication::Sas {
+                primary: new_primary,
+                secondary: new_secondary,
+            },
+        ) => primary != new_primary || secondary != new_secondary,
+        (
+            Authentication::SelfSigned {
+                primary_thumbprint,
+                secondary_thumbprint,
+            },
+            Authentication::SelfSigned {
+                primary_thumbprint: new_primary,
+                secondary_thumbprint: new_secondary,
+            },
+        ) => primary_thumbprint != new_primary || secondary_thumbprint != new_secondary,
+        (Authentication::CertificateAuthority, Authentication::CertificateAuthority)
+        | (Authentication::None, Authentication::None) => false,
+        _ => true,
+    }
 }

@@ -25,6 +25,9 @@ pub enum FrameError {
     /// The fixed header announces a packet beyond [`MAX_PACKET_SIZE`].
     #[error("packet of {0} bytes exceeds the {MAX_PACKET_SIZE}-byte limit")]
     TooLarge(usize),
+    /// A topic name longer than MQTT's 65,535-byte limit (never sent).
+    #[error("topic of {0} bytes exceeds MQTT's 65535-byte limit")]
+    TopicTooLong(usize),
     /// The bytes are not a valid MQTT 3.1.1 packet.
     #[error("malformed packet: {0}")]
     Malformed(CodecError),
@@ -55,6 +58,13 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Packet>, FrameError> {
 /// [`FrameError`] when the packet is larger than [`MAX_PACKET_SIZE`] (a twin document or a
 /// desired patch can never be, since the hub caps sections at 32 KB).
 pub fn encode(packet: &Packet, out: &mut BytesMut) -> Result<(), FrameError> {
+    if let Packet::Publish(publish) = packet {
+        // The codec writes the topic's length as 16 bits without checking; a longer topic would
+        // wrap into a corrupt packet.
+        if publish.topic.len() > usize::from(u16::MAX) {
+            return Err(FrameError::TopicTooLong(publish.topic.len()));
+        }
+    }
     match packet.write(out, MAX_PACKET_SIZE) {
         Ok(_) => Ok(()),
         Err(CodecError::OutgoingPacketTooLarge { pkt_size, .. }) => {
@@ -172,6 +182,17 @@ mod tests {
         big.write(&mut out).expect("raw write has no limit");
         let mut head = BytesMut::from(&out[..5]);
         assert!(matches!(decode(&mut head), Err(FrameError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_topic_beyond_16_bits_is_never_encoded() {
+        let long = Publish::new("t".repeat(65_536), QoS::AtMostOnce, "x");
+        let mut out = BytesMut::new();
+        assert!(matches!(
+            encode(&Packet::Publish(long), &mut out),
+            Err(FrameError::TopicTooLong(65_536))
+        ));
+        assert!(out.is_empty(), "nothing half-written");
     }
 
     #[test]

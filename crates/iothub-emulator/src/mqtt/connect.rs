@@ -25,6 +25,11 @@ use super::topic::Identity;
 /// (<https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub>).
 const MAX_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(1767);
 
+/// The longest a connection lives on one SAS token, however far ahead its `se` lies: a token
+/// signed with a key that was rotated since stops working at the latest this long after CONNECT
+/// (the device SDKs renew their tokens well within this, typically every hour).
+pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// The keys a token may be checked against, as the hub stores them.
 #[derive(Clone)]
 pub struct KeyPair {
@@ -55,8 +60,9 @@ pub struct Accepted {
     pub clean_session: bool,
     /// Close the connection when no packet arrived for this long (`None`: keep-alive 0).
     pub keep_alive_timeout: Option<Duration>,
-    /// The token's `se`: the connection is closed when it passes.
-    pub token_expires_at: u64,
+    /// When the connection is closed (Unix seconds): the token's `se`, but no later than
+    /// [`MAX_SESSION_LIFETIME`] after CONNECT.
+    pub session_ends_at: u64,
 }
 
 /// Why a CONNECT was refused (for logs; the client only sees the CONNACK code).
@@ -162,7 +168,9 @@ pub fn authenticate(
         client_id: connect.client_id.clone(),
         clean_session: connect.clean_session,
         keep_alive_timeout: keep_alive_timeout(connect.keep_alive),
-        token_expires_at: token.expires_at_unix(),
+        session_ends_at: token
+            .expires_at_unix()
+            .min(now_unix.saturating_add(MAX_SESSION_LIFETIME.as_secs())),
     })
 }
 
@@ -302,9 +310,20 @@ mod tests {
             let accepted = authenticate(&connect("d1", username, &password), &t, NOW).expect(username);
             assert_eq!(accepted.identity.device_id, "d1");
             assert!(!accepted.clean_session);
-            assert_eq!(accepted.token_expires_at, NOW + 60);
+            assert_eq!(accepted.session_ends_at, NOW + 60);
             assert_eq!(accepted.keep_alive_timeout, Some(Duration::from_secs(90)));
         }
+    }
+
+    #[test]
+    fn a_token_valid_for_decades_is_honoured_for_the_session_lifetime_bound_only() {
+        let t = table();
+        let decades = NOW + 30 * 365 * 24 * 3600;
+        let password = token("localhost/devices/d1", &t.device.primary, None, decades);
+        let accepted = authenticate(&connect("d1", "localhost/d1/", &password), &t, NOW)
+            .expect("a long-lived token is accepted");
+        assert_eq!(accepted.session_ends_at, NOW + 24 * 3600);
+        assert_eq!(MAX_SESSION_LIFETIME, Duration::from_secs(24 * 3600));
     }
 
     #[test]

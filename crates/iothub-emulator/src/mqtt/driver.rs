@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
+use rumqttc::mqttbytes::Error as CodecError;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -71,8 +72,10 @@ enum Ended {
     Frame(#[from] FrameError),
     #[error("no packet within 1.5 × keep-alive")]
     KeepAliveTimeout,
-    #[error("SAS token expired")]
+    #[error("SAS token expired, or the session reached its lifetime bound")]
     TokenExpired,
+    #[error("CONNACK not taken within the write timeout")]
+    ConnAckTimeout,
     #[error("closed by the hub: replaced by a new connection, behind on desired notifications, dropped by fault injection, device deleted, or shutting down")]
     Stopped,
 }
@@ -93,6 +96,15 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
             return io.close().await;
         }
         Ok(Ok(None)) => return io.close().await,
+        Ok(Err(Ended::Frame(FrameError::Malformed(
+            CodecError::InvalidProtocolLevel(_) | CodecError::InvalidProtocol,
+        )))) => {
+            // A CONNECT for another MQTT version (3.1's `MQIsdp` level 3, or an unknown level):
+            // MQTT 3.1.1 §3.2.2.3 answers it with CONNACK 1, as `connect` does for level 5.
+            debug!(%peer, "CONNECT for an unsupported MQTT version; refusing");
+            refuse(&mut io, ConnectReturnCode::RefusedProtocolVersion).await;
+            return io.close().await;
+        }
         Ok(Err(error)) => {
             debug!(%peer, %error, "no valid CONNECT; closing");
             return io.close().await;
@@ -105,20 +117,28 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     let Some(accepted) = admit(&mut io, hub, &connect, &peer).await else {
         return io.close().await;
     };
-    // The CONNECT holds the SAS token; nothing below needs it.
-    drop(connect);
 
     let sessions = &endpoint.sessions;
-    let lease = sessions
+    let mut lease = sessions
         .attach(&accepted.client_id, accepted.clean_session, shutdown)
         .await;
-    if !hub.device_exists(&accepted.identity.device_id) {
-        // Deleted after CONNECT was checked: the delete's close found no session to close.
-        sessions.detach(lease, None);
-        info!(%peer, client_id = %accepted.client_id, "device deleted while connecting");
+    if let Err(refusal) = connect::authenticate(&connect, hub, iothub_auth::unix_now()) {
+        // Deleted, disabled or re-keyed after CONNECT was first checked: the hub's close found
+        // no session to close, so the credentials are checked again now that one is registered.
+        // A stored session goes back as it was (a deleted device's is dropped by the table).
+        let saved = lease.saved.take();
+        sessions.detach(lease, saved);
+        let what = if hub.device_exists(&accepted.identity.device_id) {
+            "credentials revoked while connecting"
+        } else {
+            "device deleted while connecting"
+        };
+        info!(%peer, client_id = %accepted.client_id, reason = %refusal, "{what}");
         refuse(&mut io, ConnectReturnCode::NotAuthorized).await;
         return io.close().await;
     }
+    // The CONNECT holds the SAS token; nothing below needs it.
+    drop(connect);
     record_connection_state(hub, sessions, &accepted);
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
@@ -177,8 +197,15 @@ async fn serve<T: Transport>(
     if let Err(error) = codec::encode(&connack, &mut out) {
         return (session, lease, error.into());
     }
+    // Every accepted CONNECT is answered, even when a newer connection for the same client id
+    // is already taking over (its stop signal would otherwise win the first write below).
+    match tokio::time::timeout(FINAL_WRITE_TIMEOUT, io.write(&mut out)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return (session, lease, error.into()),
+        Err(_) => return (session, lease, Ended::ConnAckTimeout),
+    }
 
-    let expiry = tokio::time::sleep_until(instant_at_unix(accepted.token_expires_at));
+    let expiry = tokio::time::sleep_until(instant_at_unix(accepted.session_ends_at));
     let keep_alive = accepted.keep_alive_timeout.unwrap_or(MAX_TIMER);
     let idle = tokio::time::sleep(keep_alive);
     // Registered once rather than on every pass of the loop.

@@ -19,12 +19,16 @@
 //!
 //! What devices get: CONNACK 5 for any credential problem; `session_present` and kept
 //! subscriptions (plus desired notifications that arrived while offline) for clean session 0;
-//! the older connection closed when a client id connects again; a close at 1.5 × keep-alive
-//! and when the SAS token's `se` passes; twin GET / reported PATCH / desired notifications with
-//! `$rid` and `$version`, every desired version in order (a connection that leaves 1000
-//! notifications unread is closed instead, so the device re-reads its twin); QoS 2 and
-//! undocumented topics close the connection; deleting the device closes its connection and
-//! drops its session; telemetry is acknowledged (and not routed anywhere).
+//! the older connection closed when a client id connects again (after its CONNACK); a close at
+//! 1.5 × keep-alive, when the SAS token's `se` passes, and at the latest 24 h after CONNECT; twin
+//! GET / reported PATCH / desired notifications with `$rid` and `$version`, every desired version
+//! in order (a connection that leaves 1000 notifications unread, or an offline session whose
+//! queue passes 1000 patches or 256 KiB, loses its session instead: the next CONNECT gets
+//! `session_present = 0` and the device re-reads its twin); a `$rid` that cannot be echoed into
+//! a valid topic, QoS 2 and undocumented topics close the connection; deleting the device closes
+//! its connection and drops its session, and new keys or a disable close its connection; stored
+//! sessions expire an hour after their connection ended; telemetry is acknowledged (and not
+//! routed anywhere).
 //!
 //! Not emulated: module identities (a `device/module` client id is refused: the identity
 //! registry has no modules), cloud-to-device messages and direct methods (their subscriptions

@@ -24,9 +24,14 @@ pub const MAX_TELEMETRY_BYTES: usize = 256 * 1024;
 /// clients acknowledge at once, so this only bounds memory for broken ones.
 pub const MAX_INFLIGHT: usize = 1000;
 
-/// Desired-property notifications kept for an offline persistent session. The hub's contract
-/// is that a reconnecting device re-reads the twin anyway, so the oldest are dropped beyond this.
+/// Desired-property notifications kept for an offline persistent session (the real hub keeps
+/// none: a reconnecting device re-reads its twin). Beyond this, or beyond
+/// [`MAX_QUEUED_DESIRED_BYTES`], the queue is dropped and the session is not resumed (see
+/// [`SavedSession::out_of_step`]).
 pub const MAX_QUEUED_DESIRED: usize = 1000;
+
+/// Bytes of desired-patch bodies kept for an offline persistent session.
+pub const MAX_QUEUED_DESIRED_BYTES: usize = 256 * 1024;
 
 /// A desired-property change to deliver on `$iothub/twin/PATCH/properties/desired/?$version=n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,31 +75,48 @@ pub struct SavedSession {
     pub subscriptions: Subscriptions,
     /// Notifications to deliver on the next connection, oldest first.
     pub pending_desired: VecDeque<DesiredNotification>,
-    /// The connection lost a notification (it fell behind): the device has to re-read its twin
-    /// anyway, so nothing is queued until it reconnects (a queue resuming after the hole would
-    /// deliver versions with a gap).
+    /// The session lost a notification (its connection fell behind, or its offline queue
+    /// overflowed): it is not resumed, so the client reconnects with `session_present = 0`,
+    /// subscribes again and re-reads its twin; nothing is queued meanwhile (a queue resuming after
+    /// the hole would deliver versions with a gap).
     pub out_of_step: bool,
+    /// Body bytes in `pending_desired`.
+    pending_bytes: usize,
 }
 
 impl SavedSession {
-    /// What is kept of a session that fell behind: its subscriptions, no notifications.
+    /// What is kept of a session that lost a notification: nothing to deliver, and the mark
+    /// that stops it being resumed.
     pub fn out_of_step(self) -> SavedSession {
         SavedSession {
             subscriptions: self.subscriptions,
             pending_desired: VecDeque::new(),
             out_of_step: true,
+            pending_bytes: 0,
         }
     }
 
     /// Queues a notification that arrived while the client was offline (only if it had
     /// subscribed to them and is not out of step).
     pub fn queue_desired(&mut self, notification: DesiredNotification) {
-        if !self.subscriptions.wants_desired() || self.out_of_step {
+        if self.subscriptions.wants_desired() {
+            self.keep(notification);
+        }
+    }
+
+    /// Adds a notification to deliver on reconnect, within [`MAX_QUEUED_DESIRED`] and
+    /// [`MAX_QUEUED_DESIRED_BYTES`]; past either the session is out of step and its queue is
+    /// freed.
+    fn keep(&mut self, notification: DesiredNotification) {
+        if self.out_of_step {
             return;
         }
-        if self.pending_desired.len() >= MAX_QUEUED_DESIRED {
-            self.pending_desired.pop_front();
+        let bytes = self.pending_bytes + notification.body.len();
+        if self.pending_desired.len() >= MAX_QUEUED_DESIRED || bytes > MAX_QUEUED_DESIRED_BYTES {
+            *self = std::mem::take(self).out_of_step();
+            return;
         }
+        self.pending_bytes = bytes;
         self.pending_desired.push_back(notification);
     }
 }
@@ -177,19 +199,16 @@ impl Session {
 
     /// Ends the session, keeping what a clean-session-0 client gets back on reconnect.
     pub fn into_saved(self) -> SavedSession {
-        let pending_desired = self
-            .inflight
-            .into_iter()
-            .filter_map(|(_, unacked)| match unacked {
-                Unacked::Desired(notification) => Some(notification),
-                Unacked::Response => None,
-            })
-            .collect();
-        SavedSession {
+        let mut saved = SavedSession {
             subscriptions: self.subscriptions,
-            pending_desired,
-            out_of_step: false,
+            ..SavedSession::default()
+        };
+        for (_, unacked) in self.inflight {
+            if let Unacked::Desired(notification) = unacked {
+                saved.keep(notification);
+            }
         }
+        saved
     }
 
     /// Handles one packet from the client (after CONNECT), appending actions to `out`.
@@ -250,6 +269,10 @@ impl Session {
     fn on_puback(&mut self, pkid: u16) {
         if let Some(index) = self.inflight.iter().position(|(id, _)| *id == pkid) {
             self.inflight.remove(index);
+        }
+        if self.inflight.is_empty() && self.inflight.capacity() > 64 {
+            // A burst of notifications (a replayed offline queue) does not pin its peak.
+            self.inflight = VecDeque::new();
         }
     }
 
@@ -615,8 +638,43 @@ mod tests {
                 body: Bytes::new(),
             });
         }
-        assert_eq!(saved.pending_desired.len(), MAX_QUEUED_DESIRED);
-        assert_eq!(saved.pending_desired.front().map(|n| n.version), Some(5));
+        assert!(
+            saved.out_of_step,
+            "an overflowing queue never skips a version"
+        );
+        assert!(saved.pending_desired.is_empty());
+    }
+
+    #[test]
+    fn offline_queue_is_bounded_by_bytes_and_overflow_marks_the_session() {
+        let mut saved = SavedSession::default();
+        saved.subscriptions.desired = Some(QoS::AtLeastOnce);
+        let body = Bytes::from(vec![b' '; 28 * 1024]);
+        let fits = MAX_QUEUED_DESIRED_BYTES / body.len();
+        for version in 0..fits as u64 {
+            saved.queue_desired(DesiredNotification {
+                version,
+                body: body.clone(),
+            });
+        }
+        assert_eq!(saved.pending_desired.len(), fits);
+        assert!(!saved.out_of_step);
+        saved.queue_desired(DesiredNotification {
+            version: 99,
+            body: body.clone(),
+        });
+        assert!(saved.out_of_step);
+        assert!(saved.pending_desired.is_empty());
+        assert_eq!(
+            saved.pending_desired.capacity(),
+            0,
+            "the queue's memory is freed"
+        );
+        saved.queue_desired(DesiredNotification {
+            version: 100,
+            body: Bytes::new(),
+        });
+        assert!(saved.pending_desired.is_empty(), "nothing after the hole");
     }
 
     #[test]

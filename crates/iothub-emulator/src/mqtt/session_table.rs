@@ -3,14 +3,16 @@
 //!
 //! It enforces "one connection per client id" (a new CONNECT closes the old connection, which
 //! hands its session over before the new one starts), keeps clean-session-0 sessions while their
-//! client is offline (subscriptions plus the desired notifications that arrive meanwhile), routes
-//! desired-property notifications to the live connection, and closes connections on the hub's
-//! behalf (fault injection, a deleted device). See ARCHITECTURE.md#device-mqtt.
+//! client is offline (subscriptions plus the desired notifications that arrive meanwhile) for at
+//! most [`SESSION_EXPIRY`], routes desired-property notifications to the live connection, and
+//! closes connections on the hub's behalf (fault injection, a deleted, disabled or re-keyed
+//! device). See ARCHITECTURE.md#device-mqtt.
 //!
 //! A live connection's notifications wait in a bounded queue. A connection that lets it fill up
-//! (its client stopped reading) is out of step: it is closed, and nothing is queued for it after
-//! the lost notification, so no connection ever delivers a series of versions with a hole in it;
-//! the device re-reads its twin when it reconnects.
+//! (its client stopped reading) is out of step: it is closed, nothing is queued for it after the
+//! lost notification, and its session is not resumed (`session_present = 0`), so no connection
+//! ever delivers a series of versions with a hole in it and the device knows to re-read its
+//! twin. An offline session whose queue overflows is treated the same way.
 //!
 //! A std mutex guards the table and is never held across `.await`. The hub calls in here while
 //! holding its own state lock (desired changes of an in-memory hub), so nothing in this file
@@ -36,6 +38,13 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Desired notifications a live connection may have waiting before it counts as out of step.
 pub(crate) const MAX_UNSENT_DESIRED: usize = 1000;
 
+/// How long a clean-session-0 session is kept after its connection ended; a client that comes
+/// back later starts with `session_present = 0`.
+pub(crate) const SESSION_EXPIRY: Duration = Duration::from_secs(3600);
+
+/// Ended sessions are looked for at most this often (the sweep walks the whole table).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
 /// A connection's state as the hub should record it, numbered so that the hub can ignore a
 /// report that arrives after a newer one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +66,30 @@ struct Slots {
     by_client: HashMap<String, Slot>,
     next_connection: u64,
     next_state_seq: u64,
+    /// When ended sessions are next looked for (`None`: at the next chance).
+    next_sweep: Option<Instant>,
 }
 
 impl Slots {
+    /// Drops the stored sessions that ended [`SESSION_EXPIRY`] or longer before `now` (and
+    /// their slots), at most once per [`SWEEP_INTERVAL`].
+    fn sweep(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|next| now < next) {
+            return;
+        }
+        self.next_sweep = Some(now + SWEEP_INTERVAL);
+        self.by_client.retain(|_, slot| {
+            if slot.active.is_none()
+                && slot
+                    .ended_at
+                    .is_some_and(|ended| now.saturating_duration_since(ended) >= SESSION_EXPIRY)
+            {
+                slot.saved = None;
+            }
+            slot.active.is_some() || slot.saved.is_some()
+        });
+    }
+
     /// Ends `connection` if it is still `client_id`'s active one and returns its slot with what
     /// the connection was; `None` if a newer connection has replaced it (the slot is then left
     /// alone).
@@ -89,6 +119,8 @@ impl Slots {
 struct Slot {
     active: Option<Active>,
     saved: Option<SavedSession>,
+    /// When the last connection ended (the stored session's age).
+    ended_at: Option<Instant>,
 }
 
 struct Active {
@@ -182,18 +214,19 @@ impl SessionTable {
         shutdown: &CancellationToken,
     ) -> Lease {
         let mut slots = self.lock();
+        slots.sweep(Instant::now());
         slots.next_connection += 1;
         let connection = slots.next_connection;
         let slot = slots.by_client.entry(client_id.to_string()).or_default();
         if let Some(stale) = slot.active.take() {
             stale.stop.cancel();
         }
-        let saved = if clean_session {
-            slot.saved = None;
-            None
-        } else {
-            slot.saved.take()
-        };
+        // A session that lost a notification is not resumed (`session_present = 0`), so the
+        // device cannot miss a version silently.
+        let saved = slot
+            .saved
+            .take()
+            .filter(|saved| !clean_session && !saved.out_of_step);
         let (tx, rx) = mpsc::channel(MAX_UNSENT_DESIRED);
         let stop = shutdown.child_token();
         let released = CancellationToken::new();
@@ -235,8 +268,10 @@ impl SessionTable {
                 }
                 None => None,
             };
+            slot.ended_at = Some(Instant::now());
         }
         slots.prune(&lease.client_id);
+        slots.sweep(Instant::now());
         drop(slots);
         lease.released.cancel();
     }
@@ -246,6 +281,7 @@ impl SessionTable {
     /// connection that cannot take it is closed (see the module doc).
     pub(crate) fn deliver_desired(&self, client_id: &str, notification: DesiredNotification) {
         let mut slots = self.lock();
+        slots.sweep(Instant::now());
         let Some(slot) = slots.by_client.get_mut(client_id) else {
             return;
         };
@@ -307,6 +343,20 @@ impl SessionTable {
                 .is_some_and(|slot| slot.active.is_some()),
             seq: slots.next_state_seq,
         }
+    }
+
+    /// Runs the expiry sweep as if the time were `now`.
+    #[cfg(test)]
+    fn sweep_at(&self, now: Instant) {
+        let mut slots = self.lock();
+        slots.next_sweep = None;
+        slots.sweep(now);
+    }
+
+    /// How many client ids the table holds anything for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().by_client.len()
     }
 
     /// Whether `client_id` has a live connection now.
@@ -527,11 +577,9 @@ mod tests {
 
         table.deliver_desired("d", notification(5002));
         let lease = table.attach("d", false, &shutdown).await;
-        let saved = lease.saved.clone().expect("the session is kept");
-        assert!(saved.subscriptions.wants_desired());
         assert!(
-            saved.pending_desired.is_empty(),
-            "nothing from before or after the hole is replayed"
+            lease.saved.is_none(),
+            "a session with a hole is not resumed: session_present = 0, the device re-reads"
         );
         table.detach(lease, Some(desired_subscriber()));
         table.deliver_desired("d", notification(5003));
@@ -558,6 +606,33 @@ mod tests {
         table.forget("d");
         let lease = table.attach("d", false, &shutdown).await;
         assert!(lease.saved.is_none(), "an offline session is discarded");
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_expire_and_their_entries_are_freed() {
+        let table = SessionTable::default();
+        let shutdown = CancellationToken::new();
+        let lease = table.attach("gone", false, &shutdown).await;
+        table.detach(lease, Some(desired_subscriber()));
+        let live = table.attach("live", false, &shutdown).await;
+        table.deliver_desired("gone", notification(2));
+        assert_eq!(table.len(), 2);
+
+        table.sweep_at(Instant::now() + SESSION_EXPIRY / 2);
+        assert_eq!(table.len(), 2, "a recent session is kept");
+        table.sweep_at(Instant::now() + SESSION_EXPIRY + Duration::from_secs(1));
+        assert_eq!(
+            table.len(),
+            1,
+            "the expired session's entry is freed; the live one stays"
+        );
+        assert!(table.is_connected("live"));
+
+        let lease = table.attach("gone", false, &shutdown).await;
+        assert!(lease.saved.is_none(), "an expired session is not resumed");
+        table.detach(lease, None);
+        table.detach(live, None);
+        assert_eq!(table.len(), 0);
     }
 
     #[tokio::test]

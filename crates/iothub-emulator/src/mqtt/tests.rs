@@ -218,10 +218,13 @@ async fn a_device_that_stops_reading_is_disconnected_and_never_sees_a_gap() {
     assert_eq!(received, expected, "versions arrive in order without a gap");
     assert_eq!(h.connection_state(), "Disconnected");
 
-    // The device comes back in step: its session is kept, nothing stale is replayed, and the
-    // twin it reads plus the notifications after it are complete.
+    // The device comes back in step: its session with the hole is not resumed (so it knows to
+    // re-read its twin), nothing stale is replayed, and the notifications after it are complete.
     let (mut device, session_present) = h.subscribed_device(64 * 1024).await;
-    assert!(session_present, "the clean-session-0 session is kept");
+    assert!(
+        !session_present,
+        "a session that lost a notification is not resumed"
+    );
     assert_eq!(h.desired_version(), last);
     h.patch_desired(flood).await;
     match device.recv().await {
@@ -241,7 +244,7 @@ async fn notifications_while_offline_after_falling_behind_are_not_replayed() {
     // While it is offline, more changes: queuing them would resume the series after the hole.
     h.patch_desired(0).await;
     let (mut device, session_present) = h.subscribed_device(64 * 1024).await;
-    assert!(session_present);
+    assert!(!session_present, "the session with the hole is not resumed");
     h.patch_desired(1).await;
     match device.recv().await {
         Some(Packet::Publish(publish)) => {

@@ -124,9 +124,14 @@ fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
+/// Longest `$rid` accepted. SDKs send a counter or a UUID; the bound keeps every response topic
+/// far below MQTT's 65,535-byte topic limit.
+pub const MAX_RID_LEN: usize = 128;
+
 /// The `$rid` of a twin request: the part after `?` is a query string; a missing `?` or a missing
 /// `$rid` is tolerated (an empty id is echoed back), but anything else before `?` is not a
-/// documented topic.
+/// documented topic, and neither is a `$rid` that could not be echoed into a valid topic name
+/// (see [`valid_rid`]).
 fn request_id(rest: &str) -> Option<String> {
     let query = match rest.strip_prefix('?') {
         Some(query) => query,
@@ -134,7 +139,14 @@ fn request_id(rest: &str) -> Option<String> {
         None => return None,
     };
     let rid = query_param(query, "$rid").unwrap_or_default();
-    Some(rid.to_string())
+    valid_rid(rid).then(|| rid.to_string())
+}
+
+/// A `$rid` is echoed byte for byte into the response topic, so it must be short and must not
+/// hold what a topic name may not (wildcards `#` `+`, NUL) or what would change the topic's
+/// levels (`/`).
+fn valid_rid(rid: &str) -> bool {
+    rid.len() <= MAX_RID_LEN && !rid.contains(['#', '+', '/', '\0'])
 }
 
 /// The raw (still encoded) value of `name` in a `a=1&b=2` query string. `$rid` is echoed back
