@@ -188,10 +188,11 @@ impl CheckedWrite {
         }
         Ok(new_desired.map(|section| {
             let version = section.version;
-            // A PATCH notifies the patch as written; a PUT the whole new document.
+            // A PATCH notifies the patch as written; a PUT the whole new document plus a `null`
+            // for every key it removed, so a device that merges patches ends up equal to it.
             let mut patch = match self.mode {
                 TwinWriteMode::Patch => self.desired.unwrap_or_default(),
-                TwinWriteMode::Replace => section.content.clone(),
+                TwinWriteMode::Replace => replacement_patch(&twin.desired.content, &section.content),
             };
             patch.insert("$version".into(), Value::from(version));
             twin.desired = section;
@@ -233,6 +234,27 @@ fn updated_desired(
         limits::MAX_PROPERTIES_BYTES,
     )?;
     Ok(section)
+}
+
+/// The merge patch that turns `old` into `new`: `new` itself, with `null` for each key of `old`
+/// that `new` lacks, at every depth where both hold an object.
+fn replacement_patch(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut patch = Map::new();
+    for (key, value) in new {
+        let entry = match (old.get(key), value) {
+            (Some(Value::Object(old_child)), Value::Object(new_child)) => {
+                Value::Object(replacement_patch(old_child, new_child))
+            }
+            _ => value.clone(),
+        };
+        patch.insert(key.clone(), entry);
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    patch
 }
 
 /// Clients echo `$metadata` / `$version` at the section root; they are read-only, so dropped.

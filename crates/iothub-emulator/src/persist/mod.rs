@@ -83,6 +83,14 @@ pub enum PersistError {
         /// SQLite's busy or locked error.
         error: Arc<rusqlite::Error>,
     },
+    /// The database files could not be made private to the owner.
+    #[error("cannot make {} private (mode 0600): {source}", path.display())]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
     /// The writer thread could not be started.
     #[error("sqlite: cannot start the writer thread: {0}")]
     WriterThread(Arc<std::io::Error>),
