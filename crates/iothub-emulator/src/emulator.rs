@@ -299,6 +299,13 @@ impl RunningEmulator {
         FaultInjector::new(self.hub.clone())
     }
 
+    /// Makes the state store's next commit fail, as a full disk would; the hub then refuses
+    /// further writes (test hook; no effect in memory).
+    #[cfg(feature = "test-support")]
+    pub fn fail_next_commit(&self) {
+        self.hub.fail_next_commit();
+    }
+
     /// Stops accepting, lets in-flight requests finish and closes every session (HTTPS, MQTT
     /// over TLS, MQTT over WebSockets), waits until all of them have ended, then commits pending
     /// writes and closes the store. A write acknowledged before this returns is durable.

@@ -38,7 +38,9 @@ async fn state_files_and_data_directory_are_private() {
     let mut config = EmulatorConfig::for_tests(&data_dir);
     config.in_memory = false;
 
-    let first = Emulator::start(config.clone()).await.expect("emulator starts");
+    let first = Emulator::start(config.clone())
+        .await
+        .expect("emulator starts");
     first.add_device("d1").await.unwrap();
     first.shutdown().await;
     let db = data_dir.join("state.sqlite3");
@@ -80,12 +82,20 @@ fn binary_creates_a_private_data_directory_and_ready_file() {
     while !ready_file.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let modes = ready_file
-        .exists()
-        .then(|| (mode(&ready_file), mode(&data_dir), mode(&data_dir.join("state.sqlite3"))));
+    let modes = ready_file.exists().then(|| {
+        (
+            mode(&ready_file),
+            mode(&data_dir),
+            mode(&data_dir.join("state.sqlite3")),
+        )
+    });
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(modes, Some((0o600, 0o700, 0o600)), "(ready file, data dir, database)");
+    assert_eq!(
+        modes,
+        Some((0o600, 0o700, 0o600)),
+        "(ready file, data dir, database)"
+    );
 }
 
 /// RFC 7386 merge, as device SDKs apply desired patches.
@@ -129,10 +139,14 @@ async fn apply_push(client: &Client, held: &mut Map<String, Value>) -> u64 {
     let push = client
         .expect_publish("$iothub/twin/PATCH/properties/desired/")
         .await;
-    let Value::Object(mut patch) = serde_json::from_slice(&push.payload).expect("JSON patch") else {
+    let Value::Object(mut patch) = serde_json::from_slice(&push.payload).expect("JSON patch")
+    else {
         panic!("a desired patch is an object");
     };
-    let version = patch.remove("$version").and_then(|v| v.as_u64()).expect("$version");
+    let version = patch
+        .remove("$version")
+        .and_then(|v| v.as_u64())
+        .expect("$version");
     assert_eq!(
         push.topic,
         format!("$iothub/twin/PATCH/properties/desired/?$version={version}")
@@ -167,8 +181,145 @@ async fn twin_put_with_fewer_desired_keys_pushes_nulls_for_the_removed_ones() {
         let twin = put_desired(&hub, "d1", desired.clone()).await;
         let version = apply_push(&client, &mut held).await;
         assert_eq!(twin["properties"]["desired"]["$version"], version);
-        assert_eq!(Value::Object(held.clone()), desired, "device view after the push");
-        assert_eq!(desired_content(&twin), held, "service view equals device view");
+        assert_eq!(
+            Value::Object(held.clone()),
+            desired,
+            "device view after the push"
+        );
+        assert_eq!(
+            desired_content(&twin),
+            held,
+            "service view equals device view"
+        );
     }
     assert!(held.is_empty());
+}
+
+async fn send(hub: &TestHub, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = hub
+        .request(method, path, "iothubowner")
+        .header("if-match", "\"*\"")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request completes");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn query_ids(hub: &TestHub, query: &str) -> Vec<String> {
+    let (status, body) = send(
+        hub,
+        Method::POST,
+        "/devices/query",
+        json!({ "query": query }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body.as_array()
+        .expect("query result is an array")
+        .iter()
+        .map(|twin| twin["deviceId"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A twin PATCH whose commit fails (a full disk) is answered 500 and is never seen: GET, query,
+/// the device and the restarted hub all hold the last committed twin. Later writes are refused
+/// (fail-stop) rather than built on a state that memory and disk do not share.
+#[tokio::test]
+async fn a_write_that_fails_to_commit_is_never_seen() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let hub = TestHub::durable_in(&data_dir).await;
+    let device = hub.device("d1").await;
+    let client = hub.connect(&device).await;
+    client.subscribe_twin().await;
+    hub.patch_desired("d1", json!({"mode": "eco"})).await;
+    let committed_version = apply_push(&client, &mut Map::new()).await;
+    let before = hub.twin("d1").await;
+    assert_eq!(
+        before["properties"]["desired"]["$version"],
+        committed_version
+    );
+
+    hub.emulator().fail_next_commit();
+    let patch = json!({"tags": {"site": "x"}, "properties": {"desired": {"mode": "boost"}}});
+    let (status, body) = send(&hub, Method::PATCH, "/twins/d1", patch.clone()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+
+    let after = hub.twin("d1").await;
+    for field in ["etag", "version", "tags"] {
+        assert_eq!(
+            after[field], before[field],
+            "{field} after the failed PATCH"
+        );
+    }
+    assert_eq!(
+        after["properties"]["desired"],
+        before["properties"]["desired"]
+    );
+    assert!(query_ids(
+        &hub,
+        "SELECT * FROM devices WHERE properties.desired.mode = 'boost'"
+    )
+    .await
+    .is_empty());
+    assert_eq!(
+        query_ids(
+            &hub,
+            "SELECT * FROM devices WHERE properties.desired.mode = 'eco'"
+        )
+        .await,
+        ["d1"]
+    );
+    // The device's own GET is answered after anything the hub published before it.
+    client
+        .client
+        .publish(
+            "$iothub/twin/GET/?$rid=after",
+            rumqttc::QoS::AtMostOnce,
+            false,
+            "",
+        )
+        .await
+        .unwrap();
+    loop {
+        match client.next().await {
+            Some(Ok(rumqttc::Packet::Publish(p))) => {
+                assert!(
+                    !p.topic
+                        .starts_with("$iothub/twin/PATCH/properties/desired/"),
+                    "the device got an uncommitted desired patch: {p:?}"
+                );
+                if p.topic.starts_with("$iothub/twin/res/200/") {
+                    let twin: Value = serde_json::from_slice(&p.payload).unwrap();
+                    assert_eq!(twin["desired"]["mode"], "eco");
+                    assert_eq!(twin["desired"]["$version"], committed_version);
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected the twin GET response, got {other:?}"),
+        }
+    }
+    // Fail-stop: no later write lands on a state that memory and disk do not share.
+    let (status, body) = send(&hub, Method::PATCH, "/twins/d1", patch).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.to_string().contains("restart"), "{body}");
+    assert_eq!(hub.twin("d1").await["etag"], before["etag"]);
+    drop(client);
+    hub.shutdown().await;
+
+    let restarted = TestHub::durable_in(&data_dir).await;
+    let reloaded = restarted.twin("d1").await;
+    for field in ["etag", "version", "tags"] {
+        assert_eq!(reloaded[field], before[field], "{field} after the restart");
+    }
+    assert_eq!(
+        reloaded["properties"]["desired"],
+        before["properties"]["desired"]
+    );
+    restarted.shutdown().await;
 }

@@ -46,6 +46,7 @@ impl Hub {
             if write.is_empty() {
                 return Ok(entry.twin_doc().clone());
             }
+            let undo = self.device_undo(id, Some(&entry.record));
             let change = write.apply(&mut entry.record.twin)?;
             let op = Self::put_device_op(&entry.record)?;
             entry.invalidate();
@@ -58,10 +59,8 @@ impl Hub {
                 let sessions = Arc::clone(&self.shared.sessions);
                 Box::new(move || sessions.desired_changed(change)) as AfterCommit
             });
-            (
-                entry.record.twin_json(),
-                self.submit(vec![op], after_commit),
-            )
+            let doc = entry.record.twin_json();
+            (doc, self.submit(&mut state, vec![op], undo, after_commit))
         };
         pending.committed().await?;
         Ok(doc)
@@ -103,6 +102,7 @@ impl Hub {
                 .devices
                 .get_mut(device_id)
                 .ok_or_else(|| HubError::DeviceNotFound(device_id.to_string()))?;
+            let undo = self.device_undo(device_id, Some(&entry.record));
             let now = now_iso();
             let mut section = entry.record.twin.reported.clone();
             section.merge(&patch, &now, false);
@@ -118,7 +118,7 @@ impl Hub {
             record.connection.last_activity_time = Some(now);
             let op = Self::put_device_op(record)?;
             entry.invalidate();
-            (version, self.submit(vec![op], None))
+            (version, self.submit(&mut state, vec![op], undo, None))
         };
         pending.committed().await?;
         Ok(version)
@@ -192,7 +192,9 @@ impl CheckedWrite {
             // for every key it removed, so a device that merges patches ends up equal to it.
             let mut patch = match self.mode {
                 TwinWriteMode::Patch => self.desired.unwrap_or_default(),
-                TwinWriteMode::Replace => replacement_patch(&twin.desired.content, &section.content),
+                TwinWriteMode::Replace => {
+                    replacement_patch(&twin.desired.content, &section.content)
+                }
             };
             patch.insert("$version".into(), Value::from(version));
             twin.desired = section;
