@@ -4,8 +4,11 @@
 //! [`Hub`] is a cheap clone over `Arc<Shared>`. State sits behind a `std::sync::Mutex` that is
 //! never held across `.await`: every write mutates memory, hands the changed row to the durable
 //! store under the same lock (so disk order equals memory order), releases the lock, and only then
-//! awaits the commit before acknowledging. REST handlers and MQTT sessions are two front doors
-//! onto this type. What the hub has to tell the MQTT side (a committed desired-property change, a
+//! awaits the commit before acknowledging. If the commit fails, every write not yet committed is
+//! undone in memory (newest first) before the error is returned, and the store refuses later
+//! writes: once a client has its answer, no reader sees a write that is not on disk (a reader
+//! racing with the commit itself may). REST handlers and MQTT sessions are two front doors onto
+//! this type. What the hub has to tell the MQTT side (a committed desired-property change, a
 //! connection to close) goes straight to its [`DeviceSessions`], never through a channel that can
 //! drop it.
 
@@ -37,6 +40,9 @@ pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
 pub use error::HubError;
 pub(crate) use ids::validate_device_id;
 pub(crate) use policy::{DeviceAuth, Permissions, Policy};
+// For the REST twin handler, which has yet to pass explicit `null` sections on.
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use properties::ClearedSections;
 
 /// A committed desired-properties change, for the device's MQTT session.
 #[derive(Debug, Clone)]

@@ -9,6 +9,11 @@
 //! write's after-commit effect (the hub's fan-out of a desired-property change to the device's
 //! MQTT session), in commit order, then acknowledges the writes.
 //!
+//! Fail-stop: after a failed commit the writer refuses every later write
+//! ([`PersistError::Stopped`]); the hub rolls memory back to what is committed.
+//!
+//! Files: the database, its WAL and shared-memory files are 0600 on Unix (they hold every key).
+//!
 //! Durability: WAL journal with `synchronous=NORMAL`. A commit is in the WAL file (the OS page
 //! cache) when it returns, so it survives the process being killed (`kill -9`): the kernel still
 //! writes those pages. It does not promise survival of a power loss or kernel crash (that would
