@@ -100,13 +100,25 @@ impl Emulator {
     }
 }
 
-/// Creates the data directory if needed; returns its absolute path.
+/// Creates the data directory if needed, private to the owner (0700 on Unix, also when it
+/// already existed with looser modes: it holds every key); returns its absolute path.
 fn prepare_data_dir(dir: &Path) -> Result<PathBuf, EmulatorError> {
     let data_dir_error = |source| EmulatorError::DataDir {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(data_dir_error)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        builder.mode(0o700);
+        builder.create(dir).map_err(data_dir_error)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(data_dir_error)?;
+    }
+    #[cfg(not(unix))]
+    builder.create(dir).map_err(data_dir_error)?;
     std::fs::canonicalize(dir).map_err(data_dir_error)
 }
 
@@ -312,6 +324,13 @@ impl RunningEmulator {
     /// Fault injection handle.
     pub fn faults(&self) -> FaultInjector {
         FaultInjector::new(self.hub.clone())
+    }
+
+    /// Makes the state store's next commit fail, as a full disk would; the hub then refuses
+    /// further writes (test hook; no effect in memory).
+    #[cfg(feature = "test-support")]
+    pub fn fail_next_commit(&self) {
+        self.hub.fail_next_commit();
     }
 
     /// Stops accepting, lets in-flight requests finish and closes every session (HTTPS, MQTT

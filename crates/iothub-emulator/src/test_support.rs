@@ -125,6 +125,24 @@ impl TestHub {
         }
     }
 
+    /// A durable emulator (SQLite state, CA and keys in `data_dir`, which outlives it, so a
+    /// second one started on it restarts the same hub); devices are added as with
+    /// [`TestHub::start`].
+    pub async fn durable_in(data_dir: &std::path::Path) -> TestHub {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = EmulatorConfig::for_tests(data_dir);
+        config.in_memory = false;
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let http = https_client(emulator.ca_pem());
+        TestHub {
+            emulator,
+            http,
+            devices: Mutex::new(Vec::new()),
+            _dir: dir,
+        }
+    }
+
     /// The emulator itself: ports, CA, connection strings, fault injection.
     pub fn emulator(&self) -> &RunningEmulator {
         &self.emulator

@@ -13,6 +13,8 @@ mod hardening_https;
 mod hardening_rest;
 /// MQTT hardening: revocation, bounded sessions, `$rid`, CONNACK for every CONNECT.
 mod hardening_mqtt;
+/// Hub hardening: private state files, section clearing reaches the device.
+mod hardening_hub;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::twin::TwinState;
 use super::{
     clock, now_iso, validate_device_id, AuthSpec, Authentication, ConnectionInfo, DeviceAuth,
-    DeviceRecord, DeviceSpec, Entry, Hub, HubError, IfMatch, RegistryStatistics,
+    DeviceRecord, DeviceSpec, Entry, Hub, HubError, IfMatch, RegistryStatistics, Undo,
 };
 use crate::persist::WriteOp;
 
@@ -44,7 +44,8 @@ impl Hub {
             let op = Self::put_device_op(&record)?;
             let json = record.identity_json();
             state.devices.insert(id.to_string(), Entry::new(record));
-            (json, self.submit(vec![op], None))
+            let undo = self.device_undo(id, None);
+            (json, self.submit(&mut state, vec![op], undo, None))
         };
         pending.committed().await?;
         Ok(json)
@@ -71,6 +72,7 @@ impl Hub {
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             let record = &mut entry.record;
             if_match.check(&record.etag(), "Device version")?;
+            let undo = self.device_undo(id, Some(record));
             if record.enabled != spec.enabled {
                 record.status_updated_time = Some(now_iso());
             }
@@ -85,7 +87,7 @@ impl Hub {
             let op = Self::put_device_op(record)?;
             let json = record.identity_json();
             entry.invalidate();
-            (json, self.submit(vec![op], None), revoked)
+            (json, self.submit(&mut state, vec![op], undo, None), revoked)
         };
         pending.committed().await?;
         if revoked {
@@ -114,8 +116,13 @@ impl Hub {
             if let Some(cond) = if_match {
                 cond.check(&entry.record.etag(), "Device version")?;
             }
-            state.devices.remove(id);
-            self.submit(vec![WriteOp::DeleteDevice { id: id.to_string() }], None)
+            let previous = state.devices.remove(id).map(|e| Box::new(e.record));
+            let undo = Undo::Device {
+                id: id.to_string(),
+                previous,
+            };
+            let op = WriteOp::DeleteDevice { id: id.to_string() };
+            self.submit(&mut state, vec![op], undo, None)
         };
         pending.committed().await?;
         self.shared.sessions.device_deleted(id);

@@ -4,8 +4,11 @@
 //! [`Hub`] is a cheap clone over `Arc<Shared>`. State sits behind a `std::sync::Mutex` that is
 //! never held across `.await`: every write mutates memory, hands the changed row to the durable
 //! store under the same lock (so disk order equals memory order), releases the lock, and only then
-//! awaits the commit before acknowledging. REST handlers and MQTT sessions are two front doors
-//! onto this type. What the hub has to tell the MQTT side (a committed desired-property change, a
+//! awaits the commit before acknowledging. If the commit fails, every write not yet committed is
+//! undone in memory (newest first) before the error is returned, and the store refuses later
+//! writes: once a client has its answer, no reader sees a write that is not on disk (a reader
+//! racing with the commit itself may). REST handlers and MQTT sessions are two front doors onto
+//! this type. What the hub has to tell the MQTT side (a committed desired-property change, a
 //! connection to close) goes straight to its [`DeviceSessions`], never through a channel that can
 //! drop it.
 
@@ -22,7 +25,7 @@ mod query;
 mod restore;
 mod twin;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use iothub_auth::SharedAccessKey;
@@ -37,6 +40,9 @@ pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
 pub use error::HubError;
 pub(crate) use ids::validate_device_id;
 pub(crate) use policy::{DeviceAuth, Permissions, Policy};
+// For the REST twin handler, which has yet to pass explicit `null` sections on.
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use properties::ClearedSections;
 
 /// A committed desired-properties change, for the device's MQTT session.
 #[derive(Debug, Clone)]
@@ -200,6 +206,47 @@ struct State {
     policies: BTreeMap<String, Policy>,
     /// Hub-wide identity etag counter.
     etag_counter: u64,
+    /// How to undo each write handed to the store and not yet committed, oldest first. A commit
+    /// pops its write's entry before the client is answered; when a commit fails, the store
+    /// refuses every later write, and the hub undoes all of them, newest first, so memory goes
+    /// back to what is on disk (ARCHITECTURE.md#inside-the-emulator).
+    uncommitted: VecDeque<Undo>,
+}
+
+/// What memory held before one write, to restore it if the write does not commit.
+enum Undo {
+    /// Nothing to restore (rows that only mirror memory, such as start-up policy keys).
+    Nothing,
+    /// The device's record before the write; `None` if it did not exist.
+    Device {
+        /// Device id.
+        id: String,
+        /// The record as committed.
+        previous: Option<Box<DeviceRecord>>,
+    },
+}
+
+impl State {
+    /// Undoes every uncommitted write, newest first. Connection state is not durable and is
+    /// kept as it is now.
+    fn roll_back_uncommitted(&mut self) {
+        while let Some(undo) = self.uncommitted.pop_back() {
+            let Undo::Device { id, previous } = undo else {
+                continue;
+            };
+            match previous {
+                Some(mut record) => {
+                    if let Some(current) = self.devices.get(&id) {
+                        record.connection = current.record.connection.clone();
+                    }
+                    self.devices.insert(id, Entry::new(*record));
+                }
+                None => {
+                    self.devices.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -230,15 +277,25 @@ impl Entry {
 
 /// A write handed to the store, to be awaited outside the state lock.
 #[must_use]
-struct Pending(Option<oneshot::Receiver<Result<(), PersistError>>>);
+struct Pending<'a> {
+    hub: &'a Hub,
+    commit: Option<oneshot::Receiver<Result<(), PersistError>>>,
+}
 
-impl Pending {
+impl Pending<'_> {
+    /// Waits for the commit. If it failed, memory is rolled back to the committed state before
+    /// the error is returned, so no reader ever sees the write.
     async fn committed(self) -> Result<(), HubError> {
-        let Some(rx) = self.0 else { return Ok(()) };
-        match rx.await {
-            Ok(result) => result.map_err(HubError::Storage),
-            Err(_) => Err(HubError::Storage(PersistError::Closed)),
-        }
+        let Some(rx) = self.commit else {
+            return Ok(());
+        };
+        let error = match rx.await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => PersistError::Closed,
+        };
+        self.hub.lock().roll_back_uncommitted();
+        Err(HubError::Storage(error))
     }
 }
 
@@ -251,18 +308,61 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Hands rows to the store; call with the state lock held so disk order equals memory order.
-    /// `after_commit` runs once the rows have committed: at once without a store (still under
-    /// the caller's lock), on the writer thread in commit order with one.
-    fn submit(&self, ops: Vec<WriteOp>, after_commit: Option<AfterCommit>) -> Pending {
-        match &self.shared.store {
-            Some(store) => Pending(Some(store.submit(ops, after_commit))),
-            None => {
-                if let Some(after_commit) = after_commit {
-                    after_commit();
-                }
-                Pending(None)
+    /// Hands rows to the store; call with the state lock held (hence `state`) so disk order
+    /// equals memory order. `undo` restores memory if the rows do not commit. `after_commit`
+    /// runs once the rows have committed: at once without a store (still under the caller's
+    /// lock), on the writer thread in commit order with one.
+    fn submit(
+        &self,
+        state: &mut State,
+        ops: Vec<WriteOp>,
+        undo: Undo,
+        after_commit: Option<AfterCommit>,
+    ) -> Pending<'_> {
+        let Some(store) = &self.shared.store else {
+            if let Some(after_commit) = after_commit {
+                after_commit();
             }
+            return Pending {
+                hub: self,
+                commit: None,
+            };
+        };
+        state.uncommitted.push_back(undo);
+        let shared = Arc::downgrade(&self.shared);
+        let committed: AfterCommit = Box::new(move || {
+            if let Some(shared) = shared.upgrade() {
+                // Entries are popped in commit order, which is submission order.
+                let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.uncommitted.pop_front();
+            }
+            if let Some(after_commit) = after_commit {
+                after_commit();
+            }
+        });
+        Pending {
+            hub: self,
+            commit: Some(store.submit(ops, Some(committed))),
+        }
+    }
+
+    /// The undo of a write to device `id`, whose record was `previous`; nothing to keep (and no
+    /// copy made) for an in-memory hub, where every write commits.
+    fn device_undo(&self, id: &str, previous: Option<&DeviceRecord>) -> Undo {
+        if self.shared.store.is_none() {
+            return Undo::Nothing;
+        }
+        Undo::Device {
+            id: id.to_string(),
+            previous: previous.map(|record| Box::new(record.clone())),
+        }
+    }
+
+    /// Makes the store's next commit fail, as a full disk would (test hook).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn fail_next_commit(&self) {
+        if let Some(store) = &self.shared.store {
+            store.fail_next_commit();
         }
     }
 

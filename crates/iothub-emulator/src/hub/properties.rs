@@ -33,7 +33,28 @@ impl Hub {
         write: TwinWrite,
         if_match: Option<&IfMatch>,
     ) -> Result<Value, HubError> {
-        let write = CheckedWrite::new(write)?;
+        self.update_twin_clearing(id, write, ClearedSections::default(), if_match)
+            .await
+    }
+
+    /// [`Hub::update_twin`], where a PATCH may also clear whole sections, as a body with
+    /// `"tags": null` or `"properties": {"desired": null}` does on the real hub: the section
+    /// becomes empty, the versions advance, and the device is sent `null` for every removed
+    /// desired key with the new `$version`.
+    ///
+    /// # Errors
+    /// As [`Hub::update_twin`].
+    // The REST twin handler is the caller to be: it has to tell an explicit `null` from an
+    // absent section.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn update_twin_clearing(
+        &self,
+        id: &str,
+        write: TwinWrite,
+        cleared: ClearedSections,
+        if_match: Option<&IfMatch>,
+    ) -> Result<Value, HubError> {
+        let write = CheckedWrite::new(write, cleared)?;
         let (doc, pending) = {
             let mut state = self.lock();
             let entry = state
@@ -46,6 +67,7 @@ impl Hub {
             if write.is_empty() {
                 return Ok(entry.twin_doc().clone());
             }
+            let undo = self.device_undo(id, Some(&entry.record));
             let change = write.apply(&mut entry.record.twin)?;
             let op = Self::put_device_op(&entry.record)?;
             entry.invalidate();
@@ -58,10 +80,8 @@ impl Hub {
                 let sessions = Arc::clone(&self.shared.sessions);
                 Box::new(move || sessions.desired_changed(change)) as AfterCommit
             });
-            (
-                entry.record.twin_json(),
-                self.submit(vec![op], after_commit),
-            )
+            let doc = entry.record.twin_json();
+            (doc, self.submit(&mut state, vec![op], undo, after_commit))
         };
         pending.committed().await?;
         Ok(doc)
@@ -103,6 +123,7 @@ impl Hub {
                 .devices
                 .get_mut(device_id)
                 .ok_or_else(|| HubError::DeviceNotFound(device_id.to_string()))?;
+            let undo = self.device_undo(device_id, Some(&entry.record));
             let now = now_iso();
             let mut section = entry.record.twin.reported.clone();
             section.merge(&patch, &now, false);
@@ -118,30 +139,51 @@ impl Hub {
             record.connection.last_activity_time = Some(now);
             let op = Self::put_device_op(record)?;
             entry.invalidate();
-            (version, self.submit(vec![op], None))
+            (version, self.submit(&mut state, vec![op], undo, None))
         };
         pending.committed().await?;
         Ok(version)
     }
 }
 
+/// Sections a twin PATCH clears as a whole (sent as `null`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ClearedSections {
+    /// `"tags": null`.
+    pub tags: bool,
+    /// `"properties": {"desired": null}`.
+    pub desired: bool,
+}
+
 /// A service twin write, normalized and with its property names and values checked, before the
-/// state lock is taken.
+/// state lock is taken. Each section has its own mode: a cleared section is replaced by an
+/// empty one within a PATCH.
 struct CheckedWrite {
-    mode: TwinWriteMode,
+    tags_mode: TwinWriteMode,
     tags: Option<Map<String, Value>>,
+    desired_mode: TwinWriteMode,
     desired: Option<Map<String, Value>>,
 }
 
 impl CheckedWrite {
     /// A replace always writes both sections (an absent one becomes empty); `$metadata` and
     /// `$version` that clients echo in `desired` are dropped.
-    fn new(write: TwinWrite) -> Result<CheckedWrite, HubError> {
+    fn new(write: TwinWrite, cleared: ClearedSections) -> Result<CheckedWrite, HubError> {
         let TwinWrite {
             mode,
             tags,
             desired,
         } = write;
+        let section_mode = |is_cleared: bool| {
+            if is_cleared {
+                TwinWriteMode::Replace
+            } else {
+                mode
+            }
+        };
+        let (tags_mode, desired_mode) = (section_mode(cleared.tags), section_mode(cleared.desired));
+        let tags = tags.or_else(|| cleared.tags.then(Map::new));
+        let desired = desired.or_else(|| cleared.desired.then(Map::new));
         let (tags, desired) = match mode {
             TwinWriteMode::Patch => (tags, desired),
             TwinWriteMode::Replace => (
@@ -157,8 +199,9 @@ impl CheckedWrite {
             limits::validate_patch("properties.desired", d)?;
         }
         Ok(CheckedWrite {
-            mode,
+            tags_mode,
             tags,
+            desired_mode,
             desired,
         })
     }
@@ -174,11 +217,16 @@ impl CheckedWrite {
     fn apply(self, twin: &mut TwinState) -> Result<Option<(u64, Value)>, HubError> {
         let now = now_iso();
         let new_tags = match &self.tags {
-            Some(patch) => Some(merged_tags(self.mode, &twin.tags, patch)?),
+            Some(patch) => Some(merged_tags(self.tags_mode, &twin.tags, patch)?),
             None => None,
         };
         let new_desired = match &self.desired {
-            Some(patch) => Some(updated_desired(self.mode, &twin.desired, patch, &now)?),
+            Some(patch) => Some(updated_desired(
+                self.desired_mode,
+                &twin.desired,
+                patch,
+                &now,
+            )?),
             None => None,
         };
         twin.etag += 1;
@@ -188,10 +236,14 @@ impl CheckedWrite {
         }
         Ok(new_desired.map(|section| {
             let version = section.version;
-            // A PATCH notifies the patch as written; a PUT the whole new document.
-            let mut patch = match self.mode {
+            // A PATCH notifies the patch as written; a PUT (or a cleared section) the whole new
+            // document plus a `null` for every key it removed, so a device that merges patches
+            // ends up equal to it.
+            let mut patch = match self.desired_mode {
                 TwinWriteMode::Patch => self.desired.unwrap_or_default(),
-                TwinWriteMode::Replace => section.content.clone(),
+                TwinWriteMode::Replace => {
+                    replacement_patch(&twin.desired.content, &section.content)
+                }
             };
             patch.insert("$version".into(), Value::from(version));
             twin.desired = section;
@@ -233,6 +285,27 @@ fn updated_desired(
         limits::MAX_PROPERTIES_BYTES,
     )?;
     Ok(section)
+}
+
+/// The merge patch that turns `old` into `new`: `new` itself, with `null` for each key of `old`
+/// that `new` lacks, at every depth where both hold an object.
+fn replacement_patch(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut patch = Map::new();
+    for (key, value) in new {
+        let entry = match (old.get(key), value) {
+            (Some(Value::Object(old_child)), Value::Object(new_child)) => {
+                Value::Object(replacement_patch(old_child, new_child))
+            }
+            _ => value.clone(),
+        };
+        patch.insert(key.clone(), entry);
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    patch
 }
 
 /// Clients echo `$metadata` / `$version` at the section root; they are read-only, so dropped.

@@ -1,13 +1,13 @@
 //! Building the hub from the rows the store loaded at start-up, creating the default shared
 //! access policies that are missing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use iothub_auth::SharedAccessKey;
 
 use super::policy::default_policies;
-use super::{DeviceRecord, DeviceSessions, Entry, Hub, HubError, Policy, Shared, State};
+use super::{DeviceRecord, DeviceSessions, Entry, Hub, HubError, Policy, Shared, State, Undo};
 use crate::faults::Faults;
 use crate::persist::{Loaded, PersistError, Store, WriteOp};
 
@@ -39,6 +39,7 @@ impl Hub {
                     devices,
                     policies,
                     etag_counter,
+                    uncommitted: VecDeque::new(),
                 }),
                 sessions,
                 faults: Faults::default(),
@@ -46,7 +47,11 @@ impl Hub {
             }),
         };
         if !new_rows.is_empty() {
-            hub.submit(new_rows, None).committed().await?;
+            let pending = {
+                let mut state = hub.lock();
+                hub.submit(&mut state, new_rows, Undo::Nothing, None)
+            };
+            pending.committed().await?;
         }
         Ok(hub)
     }

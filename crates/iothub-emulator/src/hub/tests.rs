@@ -270,3 +270,77 @@ async fn desired_changes_reach_the_sessions_in_version_order_and_deletes_close_t
         ["disconnect d1", "deleted d1"]
     );
 }
+
+/// Issue 12, case 5: `"tags": null` and `"properties": {"desired": null}` in a PATCH clear the
+/// whole section, advance the versions, and tell the device `null` for every removed key.
+#[tokio::test]
+async fn a_patch_with_null_sections_clears_them_and_tells_the_device() {
+    let sessions = Arc::new(Recorded::default());
+    let hub = hub_with(Arc::clone(&sessions)).await;
+    hub.create_device("d1", DeviceSpec::default())
+        .await
+        .unwrap();
+    let write = |tags: Option<Value>, desired: Option<Value>| TwinWrite {
+        mode: TwinWriteMode::Patch,
+        tags: tags.map(obj),
+        desired: desired.map(obj),
+    };
+    let before = hub
+        .update_twin(
+            "d1",
+            write(
+                Some(json!({"site": "x"})),
+                Some(json!({"a": 1, "b": {"c": 2}})),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    let both = ClearedSections {
+        tags: true,
+        desired: true,
+    };
+    let after = hub
+        .update_twin_clearing("d1", write(None, None), both, None)
+        .await
+        .unwrap();
+    assert!(
+        after.get("tags").is_none(),
+        "empty tags are omitted: {after}"
+    );
+    let desired_version = before["properties"]["desired"]["$version"]
+        .as_u64()
+        .unwrap()
+        + 1;
+    assert_eq!(after["properties"]["desired"]["$version"], desired_version);
+    assert!(after["properties"]["desired"].get("a").is_none(), "{after}");
+    assert!(after["properties"]["desired"]["$metadata"]
+        .get("b")
+        .is_none());
+    assert_eq!(after["version"], before["version"].as_u64().unwrap() + 1);
+    assert_ne!(after["etag"], before["etag"]);
+    let last = sessions.desired.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.version, desired_version);
+    assert_eq!(
+        last.patch,
+        json!({"a": null, "b": null, "$version": desired_version})
+    );
+    assert_eq!(hub.twin_json("d1").unwrap(), after);
+
+    // Clearing one section leaves the other to the PATCH in the same body.
+    let tags_only = ClearedSections {
+        tags: true,
+        desired: false,
+    };
+    hub.update_twin("d1", write(Some(json!({"site": "y"})), None), None)
+        .await
+        .unwrap();
+    let mixed = hub
+        .update_twin_clearing("d1", write(None, Some(json!({"m": 1}))), tags_only, None)
+        .await
+        .unwrap();
+    assert!(mixed.get("tags").is_none(), "{mixed}");
+    assert_eq!(mixed["properties"]["desired"]["m"], 1);
+    let last = sessions.desired.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.patch, json!({"m": 1, "$version": last.version}));
+}

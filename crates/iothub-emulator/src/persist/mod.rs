@@ -9,6 +9,11 @@
 //! write's after-commit effect (the hub's fan-out of a desired-property change to the device's
 //! MQTT session), in commit order, then acknowledges the writes.
 //!
+//! Fail-stop: after a failed commit the writer refuses every later write
+//! ([`PersistError::Stopped`]); the hub rolls memory back to what is committed.
+//!
+//! Files: the database, its WAL and shared-memory files are 0600 on Unix (they hold every key).
+//!
 //! Durability: WAL journal with `synchronous=NORMAL`. A commit is in the WAL file (the OS page
 //! cache) when it returns, so it survives the process being killed (`kill -9`): the kernel still
 //! writes those pages. It does not promise survival of a power loss or kernel crash (that would
@@ -83,12 +88,27 @@ pub enum PersistError {
         /// SQLite's busy or locked error.
         error: Arc<rusqlite::Error>,
     },
+    /// The database files could not be made private to the owner.
+    #[error("cannot make {} private (mode 0600): {source}", path.display())]
+    Permissions {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: Arc<std::io::Error>,
+    },
     /// The writer thread could not be started.
     #[error("sqlite: cannot start the writer thread: {0}")]
     WriterThread(Arc<std::io::Error>),
     /// The task that opened the store failed (panicked or was cancelled).
     #[error("sqlite: store open task failed: {0}")]
     OpenTask(Arc<tokio::task::JoinError>),
+    /// An earlier commit failed; the store refuses every later write, so that memory (rolled
+    /// back by the hub) and disk stay equal.
+    #[error("the state store refuses writes since a commit failed ({0}); restart the emulator once the cause is fixed")]
+    Stopped(Arc<PersistError>),
+    /// A commit failed on purpose (the test hook `fail_next_commit`).
+    #[error("injected commit failure")]
+    Injected,
     /// The writer has stopped (shutdown or crash).
     #[error("the store is closed")]
     Closed,
@@ -135,6 +155,9 @@ enum Message {
 #[derive(Debug)]
 pub(crate) struct Store {
     tx: mpsc::UnboundedSender<Message>,
+    /// Set by the test hook: the writer fails its next commit and clears it.
+    #[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
+    fail_next: Arc<std::sync::atomic::AtomicBool>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -156,13 +179,16 @@ impl Store {
         let conn = schema::open(&dir.join("state.sqlite3"))?;
         let loaded = schema::load(&conn)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let fail_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer_fail_next = Arc::clone(&fail_next);
         let thread = std::thread::Builder::new()
             .name("iothub-emulator-store".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(conn, rx, &writer_fail_next))
             .map_err(|e| PersistError::WriterThread(Arc::new(e)))?;
         Ok((
             Store {
                 tx,
+                fail_next,
                 thread: std::sync::Mutex::new(Some(thread)),
             },
             loaded,
@@ -189,6 +215,13 @@ impl Store {
             let _ = refused.ack.send(Err(PersistError::Closed));
         }
         done
+    }
+
+    /// Makes the next commit fail with [`PersistError::Injected`], as a full disk would.
+    #[cfg(any(test, feature = "test-support"))]
+    pub(crate) fn fail_next_commit(&self) {
+        self.fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Commits everything queued so far, then stops the writer. Later writes fail `Closed`.

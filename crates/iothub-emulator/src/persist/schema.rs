@@ -23,6 +23,10 @@ pub(crate) struct Loaded {
 /// taken by the schema transaction), so a second emulator on the same data directory fails at
 /// start instead of interleaving writes. The lock dies with the process, even on `kill -9`.
 pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
+    make_private(path).map_err(|source| PersistError::Permissions {
+        path: path.to_path_buf(),
+        source: Arc::new(source),
+    })?;
     let setup = || -> rusqlite::Result<Connection> {
         let conn = Connection::open(path)?;
         // A crashed predecessor's lock is gone at once; waiting longer only delays the error.
@@ -47,6 +51,34 @@ pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
         }
         _ => PersistError::from(e),
     })
+}
+
+/// Creates the database file 0600 if it is missing and tightens it, its WAL and its shared-memory
+/// file to 0600 if they exist (they hold every key). SQLite gives the WAL and shared-memory files
+/// it creates later the database file's mode.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Reads every device and policy row.

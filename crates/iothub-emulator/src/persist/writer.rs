@@ -1,5 +1,8 @@
 //! The writer thread: group commit of queued writes, then their after-commit effects in order.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
@@ -8,9 +11,17 @@ use super::{Message, PersistError, Submitted, WriteOp};
 /// Most writes folded into one transaction; bounds the latency of the first one in a batch.
 const MAX_BATCH: usize = 4096;
 
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>) {
+/// Fail-stop: after the first failed commit every later write is refused with
+/// [`PersistError::Stopped`], because the hub rolls back every write not yet committed and a
+/// later write may build on one that failed.
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    fail_next: &AtomicBool,
+) {
     let mut batch: Vec<Submitted> = Vec::new();
     let mut closing = None;
+    let mut failed: Option<Arc<PersistError>> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -25,7 +36,15 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Message>
                 next = rx.try_recv().ok();
             }
         }
-        let result = commit(&mut conn, &batch);
+        let result = match &failed {
+            Some(cause) => Err(PersistError::Stopped(Arc::clone(cause))),
+            None if fail_next.swap(false, Ordering::SeqCst) => Err(PersistError::Injected),
+            None => commit(&mut conn, &batch),
+        };
+        if let (Err(e), None) = (&result, &failed) {
+            tracing::error!(error = %e, "state store commit failed; refusing further writes");
+            failed = Some(Arc::new(e.clone()));
+        }
         for submitted in batch.drain(..) {
             if result.is_ok() {
                 if let Some(after_commit) = submitted.after_commit {
