@@ -195,6 +195,65 @@ async fn twin_put_with_fewer_desired_keys_pushes_nulls_for_the_removed_ones() {
     assert!(held.is_empty());
 }
 
+/// A service PATCH that sends a whole section as `null` clears it, as the real hub does: the
+/// versions advance, and a device that merges desired patches ends with an empty desired
+/// section, told by a patch that sets every removed key to `null` with the new `$version`.
+#[tokio::test]
+async fn a_patch_with_null_sections_clears_them_and_the_device_follows() {
+    let hub = TestHub::start().await;
+    let device = hub.device("d1").await;
+    let client = hub.connect(&device).await;
+    client.subscribe_twin().await;
+    let mut held = Map::new();
+
+    let (status, seeded) = send(
+        &hub,
+        Method::PATCH,
+        "/twins/d1",
+        json!({"tags": {"site": "x", "deep": {"a": 1}},
+               "properties": {"desired": {"mode": "eco", "cfg": {"a": 1}}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{seeded}");
+    apply_push(&client, &mut held).await;
+    assert_eq!(Value::Object(held.clone()), json!({"mode": "eco", "cfg": {"a": 1}}));
+
+    let (status, cleared) = send(
+        &hub,
+        Method::PATCH,
+        "/twins/d1",
+        json!({"tags": null, "properties": {"desired": null}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert!(
+        cleared.get("tags").is_none_or(|t| t.as_object().is_some_and(Map::is_empty)),
+        "tags are gone: {cleared}"
+    );
+    assert!(desired_content(&cleared).is_empty(), "{cleared}");
+    assert!(
+        cleared["version"].as_u64() > seeded["version"].as_u64(),
+        "the twin version advances"
+    );
+    let push = client
+        .expect_publish("$iothub/twin/PATCH/properties/desired/")
+        .await;
+    let patch: Value = serde_json::from_slice(&push.payload).expect("JSON patch");
+    let version = cleared["properties"]["desired"]["$version"].clone();
+    assert_eq!(
+        patch,
+        json!({"mode": null, "cfg": null, "$version": version}),
+        "every removed key is sent as null with the new $version"
+    );
+    let Value::Object(mut patch) = patch else {
+        unreachable!()
+    };
+    patch.remove("$version");
+    merge(&mut held, &patch);
+    assert!(held.is_empty(), "the device holds an empty desired section");
+    assert_eq!(desired_content(&hub.twin("d1").await), held);
+}
+
 async fn send(hub: &TestHub, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
     let response = hub
         .request(method, path, "iothubowner")

@@ -41,7 +41,6 @@ pub use error::HubError;
 pub(crate) use ids::validate_device_id;
 pub(crate) use policy::{DeviceAuth, Permissions, Policy};
 // For the REST twin handler, which has yet to pass explicit `null` sections on.
-#[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use properties::ClearedSections;
 
 /// A committed desired-properties change, for the device's MQTT session.

@@ -44,9 +44,6 @@ impl Hub {
     ///
     /// # Errors
     /// As [`Hub::update_twin`].
-    // The REST twin handler is the caller to be: it has to tell an explicit `null` from an
-    // absent section.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn update_twin_clearing(
         &self,
         id: &str,

@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::auth::{need, Caller};
 use super::error::ApiError;
-use super::request::{if_match, parse_object, present, PathId};
+use super::request::{if_match, member, parse_object, present, PathId};
 use super::response::JsonResponse;
-use crate::hub::{Hub, HubError, TwinWrite, TwinWriteMode};
+use crate::hub::{ClearedSections, Hub, HubError, TwinWrite, TwinWriteMode};
 
 fn injected_fault(hub: &Hub) -> Result<(), ApiError> {
     match hub.faults().take_twin_failure() {
@@ -66,10 +66,23 @@ async fn write(
     injected_fault(&hub)?;
     let body = parse_object(&body)?;
     let tags = section(present(&body, "tags"), "tags")?;
-    let desired = match present(&body, "properties") {
+    let properties = match present(&body, "properties") {
         None => None,
-        Some(Value::Object(props)) => section(present(props, "desired"), "properties.desired")?,
+        Some(Value::Object(props)) => Some(props),
         Some(_) => return Err(ApiError::invalid("properties must be an object")),
+    };
+    let desired = match properties {
+        None => None,
+        Some(props) => section(present(props, "desired"), "properties.desired")?,
+    };
+    // A PATCH that sends a whole section as `null` clears it, as on the real hub; a PUT
+    // replaces both sections anyway.
+    let cleared = match mode {
+        TwinWriteMode::Patch => ClearedSections {
+            tags: is_null(member(&body, "tags")),
+            desired: properties.is_some_and(|props| is_null(member(props, "desired"))),
+        },
+        TwinWriteMode::Replace => ClearedSections::default(),
     };
     let write = TwinWrite {
         mode,
@@ -77,9 +90,13 @@ async fn write(
         desired,
     };
     let twin = hub
-        .update_twin(&id, write, if_match(&headers).as_ref())
+        .update_twin_clearing(&id, write, cleared, if_match(&headers).as_ref())
         .await?;
     Ok(JsonResponse::ok(twin))
+}
+
+fn is_null(value: Option<&Value>) -> bool {
+    matches!(value, Some(Value::Null))
 }
 
 fn section(value: Option<&Value>, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
