@@ -242,3 +242,22 @@ async fn missing_connection_string_is_a_usage_error() {
     out.assert_code(2);
     assert!(out.stderr.contains("--connection-string"), "{}", out.stderr);
 }
+
+/// `--tags @FILE` reads at most 1 MiB: an endless source fails at once with exit 2, naming the
+/// file and the limit, instead of growing memory without bound.
+#[tokio::test]
+async fn an_endless_tags_file_is_refused_with_the_limit() {
+    let hub = tutorial_hub().await;
+    let started = std::time::Instant::now();
+    let out = run(hub.cmd().args(["--tags", "@/dev/zero"]), &hub.secrets()).await;
+    out.assert_code(2);
+    let line = out.error_line();
+    assert!(
+        line.contains("'/dev/zero' is larger than 1 MiB"),
+        "the error names the file and the limit: {line}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "refused without reading the whole source"
+    );
+}

@@ -126,3 +126,22 @@ async fn help_does_not_show_the_connection_string_from_the_environment() {
     );
     assert!(out.stdout.contains("Exit codes"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_reported_file_is_refused_with_the_limit() {
+    let hub = TestHub::start().await;
+    let conn = hub
+        .emulator()
+        .add_device("cli-endless-file")
+        .await
+        .expect("device");
+    let mut cmd = hub.command(&conn);
+    cmd.args(["--once", "--reported", "@/dev/zero"]);
+    let out = run(cmd, Duration::from_secs(60)).await;
+    assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("'/dev/zero' is larger than 1 MiB"),
+        "the error names the file and the limit: {}",
+        out.stderr
+    );
+}
