@@ -25,7 +25,7 @@ impl Hub {
         // beyond the page are not rendered for it.
         let rows = state
             .devices
-            .range_mut::<str, _>((lower, Bound::Unbounded))
+            .range_mut(lower)
             .map(|(k, e)| (k.as_str(), e.twin_doc()));
         query.page(rows, already_returned, max_items)
     }
