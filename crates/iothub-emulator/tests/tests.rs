@@ -23,6 +23,8 @@ mod mqtt_connect;
 mod mqtt_twin;
 /// MQTT over WebSockets on the HTTPS port.
 mod mqtt_websocket;
+/// Registry statistics through creates, disables, deletes, rollbacks and restarts.
+mod registry_statistics;
 /// REST: statistics, devices, authentication, error format, fault injection, shutdown.
 mod rest_api;
 /// The emulator binary: ready file, exports, SIGKILL durability, SIGTERM.

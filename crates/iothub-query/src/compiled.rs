@@ -42,6 +42,25 @@ pub struct Page {
     pub done: bool,
 }
 
+/// One page of a query's result, rendered as a JSON array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedPage {
+    /// The rows as one compact JSON array (`[row,row,…]`).
+    pub body: Vec<u8>,
+    /// How many rows `body` holds.
+    pub rows: usize,
+    /// As [`Page::last_key`].
+    pub last_key: Option<String>,
+    /// As [`Page::done`].
+    pub done: bool,
+}
+
+/// Appends `value` as compact JSON. Writing a `Value` into a `Vec` cannot fail (its map keys
+/// are strings and the writer does not fail).
+fn write_json(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 /// A query compiled for repeated evaluation.
 ///
 /// ```
@@ -187,6 +206,80 @@ impl CompiledQuery {
                 done,
             };
         }
+        let mut items = Vec::new();
+        let (last_key, done) = self.scan_page(rows, already_returned, max_items, |twin| {
+            items.push(self.project(twin))
+        });
+        Page {
+            items,
+            last_key,
+            done,
+        }
+    }
+
+    /// As [`CompiledQuery::page`], with the page rendered as the JSON array a response
+    /// carries (byte for byte what serializing `Page::items` as an array gives): each row is
+    /// written straight into one buffer, with no copy of the row made for it.
+    pub fn render_page<'a, I>(
+        &self,
+        rows: I,
+        already_returned: u64,
+        max_items: usize,
+    ) -> RenderedPage
+    where
+        I: Iterator<Item = (&'a str, &'a Value)>,
+    {
+        if self.is_aggregate() {
+            let page = self.page(rows, already_returned, max_items);
+            let mut body = b"[".to_vec();
+            for (i, item) in page.items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                write_json(&mut body, item);
+            }
+            body.push(b']');
+            return RenderedPage {
+                body,
+                rows: page.items.len(),
+                last_key: None,
+                done: page.done,
+            };
+        }
+        let mut body = b"[".to_vec();
+        let mut count = 0;
+        let (last_key, done) = self.scan_page(rows, already_returned, max_items, |twin| {
+            if count > 0 {
+                body.push(b',');
+            }
+            count += 1;
+            match self.select {
+                Selection::All => write_json(&mut body, twin),
+                _ => write_json(&mut body, &self.project(twin)),
+            }
+        });
+        body.push(b']');
+        RenderedPage {
+            body,
+            rows: count,
+            last_key,
+            done,
+        }
+    }
+
+    /// The paging walk of a non-aggregate query: calls `emit` for each row of the page, and
+    /// returns the page's last key and whether no matching row remains.
+    fn scan_page<'a, I, F>(
+        &self,
+        rows: I,
+        already_returned: u64,
+        max_items: usize,
+        mut emit: F,
+    ) -> (Option<String>, bool)
+    where
+        I: Iterator<Item = (&'a str, &'a Value)>,
+        F: FnMut(&'a Value),
+    {
         let remaining = self
             .top()
             .map_or(u64::MAX, |t| t.saturating_sub(already_returned));
@@ -194,37 +287,26 @@ impl CompiledQuery {
             .unwrap_or(usize::MAX)
             .min(max_items);
         if remaining == 0 {
-            return Page {
-                items: Vec::new(),
-                last_key: None,
-                done: true,
-            };
+            return (None, true);
         }
-        let mut items = Vec::new();
+        let mut emitted = 0usize;
         let mut last_key = None;
         for (key, twin) in rows {
             if !self.matches(twin) {
                 continue;
             }
-            if items.len() == want {
+            if emitted == want {
                 // Another match exists beyond this page.
-                return Page {
-                    items,
-                    last_key,
-                    done: false,
-                };
+                return (last_key, false);
             }
-            items.push(self.project(twin));
+            emit(twin);
+            emitted += 1;
             last_key = Some(key.to_owned());
-            if items.len() as u64 == remaining {
+            if emitted as u64 == remaining {
                 break;
             }
         }
-        Page {
-            items,
-            last_key,
-            done: true,
-        }
+        (last_key, true)
     }
 
     /// Runs the whole query over `rows`: for aggregate queries one row per group (one row

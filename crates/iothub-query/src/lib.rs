@@ -51,7 +51,7 @@ mod print;
 mod span;
 
 pub use ast::{Collection, Query};
-pub use compiled::{CompiledQuery, ItemType, Page};
+pub use compiled::{CompiledQuery, ItemType, Page, RenderedPage};
 pub use error::{ErrorKind, Expected, Found, QueryError, MAX_QUERY_CHARS};
 pub use parse::{parse, MAX_EXPR_HEIGHT, MAX_NESTING};
 pub use span::{Span, Spanned};

@@ -134,3 +134,48 @@ fn aggregate_results_page_by_window() {
     assert_eq!(p2.items, vec![json!({"s": "Error", "n": 1})]);
     assert!(p2.done);
 }
+
+/// A rendered page is byte for byte the page's rows serialized as one JSON array, with the same
+/// paging fields, for whole twins, projections, `TOP`, empty pages and aggregates.
+#[test]
+fn a_rendered_page_is_the_page_serialized() {
+    let fleet = devices();
+    let rows = keyed(&fleet);
+    let queries = [
+        "SELECT * FROM devices",
+        "SELECT * FROM devices WHERE tags.location.region = 'US'",
+        "SELECT deviceId, tags.location AS place FROM devices",
+        "SELECT TOP 3 * FROM devices",
+        "SELECT * FROM devices WHERE deviceId = 'nobody'",
+        "SELECT COUNT() AS n FROM devices",
+    ];
+    for query in queries {
+        let q = compile(query);
+        for size in [1, 2, 4, 100] {
+            let mut after: Option<String> = None;
+            let mut returned = 0;
+            loop {
+                let rest = || {
+                    rows.iter()
+                        .filter(|(k, _)| after.as_deref().is_none_or(|a| k.as_str() > a))
+                        .map(|(k, v)| (k.as_str(), *v))
+                };
+                let page = q.page(rest(), returned, size);
+                let rendered = q.render_page(rest(), returned, size);
+                assert_eq!(
+                    String::from_utf8(rendered.body).unwrap(),
+                    serde_json::to_string(&Value::Array(page.items.clone())).unwrap(),
+                    "{query} (page size {size}, after {after:?})"
+                );
+                assert_eq!(rendered.rows, page.items.len(), "{query}");
+                assert_eq!(rendered.last_key, page.last_key, "{query}");
+                assert_eq!(rendered.done, page.done, "{query}");
+                if page.done || q.is_aggregate() {
+                    break;
+                }
+                returned += page.items.len() as u64;
+                after = page.last_key;
+            }
+        }
+    }
+}

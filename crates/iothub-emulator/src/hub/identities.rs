@@ -66,9 +66,9 @@ impl Hub {
             let mut state = self.lock();
             state.etag_counter += 1;
             let counter = state.etag_counter;
-            let entry = state
+            let mut entry = state
                 .devices
-                .get_mut(id)
+                .get_identity_mut(id)
                 .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
             let record = &mut entry.record;
             if_match.check(&record.etag(), "Device version")?;
@@ -87,6 +87,8 @@ impl Hub {
             let op = Self::put_device_op(record)?;
             let json = record.identity_json();
             entry.invalidate();
+            // Settles the enabled count before the write is handed on.
+            drop(entry);
             (json, self.submit(&mut state, vec![op], undo, None), revoked)
         };
         pending.committed().await?;
@@ -170,14 +172,7 @@ impl Hub {
 
     /// Registry counts.
     pub(crate) fn registry_statistics(&self) -> RegistryStatistics {
-        let state = self.lock();
-        let total = state.devices.len() as u64;
-        let enabled = state.devices.values().filter(|e| e.record.enabled).count() as u64;
-        RegistryStatistics {
-            total,
-            enabled,
-            disabled: total - enabled,
-        }
+        self.lock().devices.statistics()
     }
 
     /// Devices currently connected over MQTT.

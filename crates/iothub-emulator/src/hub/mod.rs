@@ -23,10 +23,13 @@ mod policy;
 mod properties;
 mod query;
 mod restore;
+mod table;
 mod twin;
 
 use std::collections::{BTreeMap, VecDeque};
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use table::DeviceTable;
 
 use iothub_auth::SharedAccessKey;
 use serde_json::{Map, Value};
@@ -200,8 +203,9 @@ struct Shared {
 }
 
 struct State {
-    /// Ordered by id: query paging resumes after the last returned key.
-    devices: BTreeMap<String, Entry>,
+    /// Ordered by id: query paging resumes after the last returned key. Keeps the registry
+    /// counts as entries come and go, rollbacks included.
+    devices: DeviceTable,
     policies: BTreeMap<String, Policy>,
     /// Hub-wide identity etag counter.
     etag_counter: u64,

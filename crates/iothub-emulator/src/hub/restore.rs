@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use iothub_auth::SharedAccessKey;
 
 use super::policy::default_policies;
+use super::table::DeviceTable;
 use super::{DeviceRecord, DeviceSessions, Entry, Hub, HubError, Policy, Shared, State, Undo};
 use crate::faults::Faults;
 use crate::persist::{Loaded, PersistError, Store, WriteOp};
@@ -66,10 +67,8 @@ fn corrupt(key: &str, reason: impl std::fmt::Display) -> HubError {
 
 /// The devices by id, and the highest identity etag counter among them (the hub-wide counter
 /// continues from there, so a re-created device never reuses an etag).
-fn restore_devices(
-    rows: Vec<(String, String)>,
-) -> Result<(BTreeMap<String, Entry>, u64), HubError> {
-    let mut devices = BTreeMap::new();
+fn restore_devices(rows: Vec<(String, String)>) -> Result<(DeviceTable, u64), HubError> {
+    let mut devices = DeviceTable::default();
     let mut etag_counter = 0;
     for (id, doc) in rows {
         let record: DeviceRecord = serde_json::from_str(&doc).map_err(|e| corrupt(&id, e))?;

@@ -92,7 +92,7 @@ pub async fn query(
         .map_err(|e| ApiError::invalid(format!("The query is invalid: {e}")))?;
     let returned = continuation.as_ref().map_or(0, |c| c.returned);
 
-    let (items, next) = if compiled.is_aggregate() {
+    let (body, next) = if compiled.is_aggregate() {
         let mut rows = hub.query_aggregate(&compiled);
         let total = rows.len();
         let start = usize::try_from(returned).unwrap_or(usize::MAX).min(total);
@@ -104,11 +104,11 @@ pub async fn query(
         // This page's rows, moved out rather than cloned.
         rows.truncate(end);
         rows.drain(..start);
-        (rows, next)
+        (JsonResponse::ok(Value::Array(rows)), next)
     } else {
         let after = continuation.and_then(|c| c.after);
         let page = hub.query_page(&compiled, after.as_deref(), returned, max_items);
-        let count = page.items.len() as u64;
+        let count = page.rows as u64;
         let next = match (page.done, page.last_key) {
             (false, Some(last)) => Some(Continuation {
                 after: Some(last),
@@ -116,10 +116,10 @@ pub async fn query(
             }),
             _ => None,
         };
-        (page.items, next)
+        (JsonResponse::rendered(page.body), next)
     };
 
-    let mut response = JsonResponse::ok(Value::Array(items)).into_response();
+    let mut response = body.into_response();
     let out = response.headers_mut();
     out.insert(
         "x-ms-item-type",

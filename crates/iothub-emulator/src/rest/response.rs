@@ -12,7 +12,15 @@ pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 #[derive(Debug)]
 pub struct JsonResponse {
     status: StatusCode,
-    body: Value,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// Serialized when the response is built.
+    Value(Value),
+    /// Already serialized (a query page written row by row into one buffer).
+    Rendered(Vec<u8>),
 }
 
 impl JsonResponse {
@@ -20,16 +28,27 @@ impl JsonResponse {
     pub fn ok(body: Value) -> JsonResponse {
         JsonResponse {
             status: StatusCode::OK,
-            body,
+            body: Body::Value(body),
+        }
+    }
+
+    /// 200 with `json`, which the caller has serialized: sent as one body, unchanged.
+    pub fn rendered(json: Vec<u8>) -> JsonResponse {
+        JsonResponse {
+            status: StatusCode::OK,
+            body: Body::Rendered(json),
         }
     }
 }
 
 impl IntoResponse for JsonResponse {
     fn into_response(self) -> Response {
-        let bytes = match serde_json::to_vec(&self.body) {
-            Ok(b) => b,
-            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        let bytes = match self.body {
+            Body::Rendered(bytes) => bytes,
+            Body::Value(value) => match serde_json::to_vec(&value) {
+                Ok(b) => b,
+                Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            },
         };
         let mut response = (self.status, bytes).into_response();
         response
