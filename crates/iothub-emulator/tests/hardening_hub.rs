@@ -216,7 +216,10 @@ async fn a_patch_with_null_sections_clears_them_and_the_device_follows() {
     .await;
     assert_eq!(status, StatusCode::OK, "{seeded}");
     apply_push(&client, &mut held).await;
-    assert_eq!(Value::Object(held.clone()), json!({"mode": "eco", "cfg": {"a": 1}}));
+    assert_eq!(
+        Value::Object(held.clone()),
+        json!({"mode": "eco", "cfg": {"a": 1}})
+    );
 
     let (status, cleared) = send(
         &hub,
@@ -227,7 +230,9 @@ async fn a_patch_with_null_sections_clears_them_and_the_device_follows() {
     .await;
     assert_eq!(status, StatusCode::OK, "{cleared}");
     assert!(
-        cleared.get("tags").is_none_or(|t| t.as_object().is_some_and(Map::is_empty)),
+        cleared
+            .get("tags")
+            .is_none_or(|t| t.as_object().is_some_and(Map::is_empty)),
         "tags are gone: {cleared}"
     );
     assert!(desired_content(&cleared).is_empty(), "{cleared}");

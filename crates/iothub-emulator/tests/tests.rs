@@ -9,12 +9,12 @@ mod support;
 
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
-/// Hardening of REST: token scopes, number range, invalid UTF-8 in paths.
-mod hardening_rest;
-/// MQTT hardening: revocation, bounded sessions, `$rid`, CONNACK for every CONNECT.
-mod hardening_mqtt;
 /// Hub hardening: private state files, section clearing reaches the device.
 mod hardening_hub;
+/// MQTT hardening: revocation, bounded sessions, `$rid`, CONNACK for every CONNECT.
+mod hardening_mqtt;
+/// Hardening of REST: token scopes, number range, invalid UTF-8 in paths.
+mod hardening_rest;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
