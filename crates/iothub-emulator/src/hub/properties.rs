@@ -27,6 +27,8 @@ impl Hub {
     ///
     /// # Errors
     /// Unknown device, etag mismatch, content rules (400), storage failure.
+    // The REST API writes through `update_twin_clearing`; the crate's tests use this shorthand.
+    #[cfg(test)]
     pub(crate) async fn update_twin(
         &self,
         id: &str,
@@ -37,13 +39,14 @@ impl Hub {
             .await
     }
 
-    /// [`Hub::update_twin`], where a PATCH may also clear whole sections, as a body with
+    /// Applies a service twin write (PATCH or PUT) and returns the new twin document; a PATCH
+    /// may also clear whole sections, as a body with
     /// `"tags": null` or `"properties": {"desired": null}` does on the real hub: the section
     /// becomes empty, the versions advance, and the device is sent `null` for every removed
     /// desired key with the new `$version`.
     ///
     /// # Errors
-    /// As [`Hub::update_twin`].
+    /// Unknown device, etag mismatch, content rules (400), storage failure.
     pub(crate) async fn update_twin_clearing(
         &self,
         id: &str,
