@@ -103,7 +103,199 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &out.join("sas_token"),
         &tokens.into_iter().collect::<Vec<_>>(),
     )?;
+    write(&out.join("mqtt_session"), &mqtt_session_seeds()?)?;
+    write(&out.join("twin_patch"), &twin_patch_seeds())?;
     Ok(())
+}
+
+/// Client byte streams after CONNECT, as the emulator's MQTT tests send them (subscribe to twin
+/// responses and desired patches, twin GET, reported PATCH good and bad, telemetry with
+/// properties, method subscription and response, unsubscribe, ping, QoS 2, a wildcard filter,
+/// DISCONNECT), each behind the scene bytes that pick the hub's answers, desired changes,
+/// reconnects and the device id (see `src/mqtt_session.rs`).
+fn mqtt_session_seeds() -> Result<Vec<Vec<u8>>, String> {
+    use iothub_emulator::fuzzing::{
+        encode_packet, Packet, PubAck, Publish, QoS, Subscribe, SubscribeFilter, Unsubscribe,
+    };
+    let publish = |topic: &str, qos: QoS, pkid: u16, payload: &str| {
+        let mut p = Publish::new(topic, qos, payload.to_owned());
+        p.pkid = pkid;
+        Packet::Publish(p)
+    };
+    let subscribe = |filters: &[(&str, QoS)]| {
+        let filters = filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter::new((*f).to_owned(), *q));
+        let mut s = Subscribe::new_many(filters);
+        s.pkid = 1;
+        Packet::Subscribe(s)
+    };
+    let mut deep = serde_json::json!(1);
+    for _ in 0..11 {
+        deep = serde_json::json!({ "x": deep });
+    }
+    let deep = deep.to_string();
+    let mut seeds = Vec::new();
+    for (scene, id) in [
+        (0x00, "d1"),
+        (0x04, "d1"),
+        (0x0c, "d1"),
+        (0x02, "d1"),
+        (0x13, "dev%20%231"),
+    ] {
+        let twin = subscribe(&[
+            ("$iothub/twin/res/#", QoS::AtLeastOnce),
+            ("$iothub/twin/PATCH/properties/desired/#", QoS::ExactlyOnce),
+        ]);
+        let streams = vec![
+            vec![
+                twin.clone(),
+                publish("$iothub/twin/GET/?$rid=1", QoS::AtMostOnce, 0, " "),
+                publish(
+                    "$iothub/twin/PATCH/properties/reported/?$rid=2",
+                    QoS::AtLeastOnce,
+                    3,
+                    r#"{"connectivity":{"type":"cellular"},"old":null}"#,
+                ),
+                Packet::PubAck(PubAck::new(1)),
+                Packet::PingReq,
+                publish(
+                    "$iothub/twin/PATCH/properties/reported/?$rid=bad-json",
+                    QoS::AtMostOnce,
+                    0,
+                    "{not json",
+                ),
+                publish(
+                    "$iothub/twin/PATCH/properties/reported/?$rid=too-deep",
+                    QoS::AtMostOnce,
+                    0,
+                    &deep,
+                ),
+                Packet::Disconnect,
+                twin.clone(),
+                publish(
+                    "$iothub/twin/GET/?$rid=63d48e43-3d3a",
+                    QoS::AtLeastOnce,
+                    9,
+                    "",
+                ),
+            ],
+            vec![
+                subscribe(&[
+                    ("$iothub/methods/POST/#", QoS::AtMostOnce),
+                    (
+                        &format!("devices/{id}/messages/devicebound/#"),
+                        QoS::AtLeastOnce,
+                    ),
+                ]),
+                publish(
+                    &format!("devices/{id}/messages/events/%24.ct=application%2Fjson"),
+                    QoS::AtLeastOnce,
+                    2,
+                    r#"{"t":21}"#,
+                ),
+                publish("$iothub/methods/res/200/?$rid=5", QoS::AtMostOnce, 0, "{}"),
+                Packet::Unsubscribe(Unsubscribe::new("$iothub/twin/PATCH/properties/desired/#")),
+                publish(
+                    &format!("devices/{id}/messages/events/"),
+                    QoS::ExactlyOnce,
+                    4,
+                    "x",
+                ),
+            ],
+            vec![twin.clone(), subscribe(&[("#", QoS::AtMostOnce)])],
+        ];
+        for stream in streams {
+            let mut seed = vec![scene];
+            for packet in &stream {
+                seed.extend(encode_packet(packet)?);
+            }
+            seeds.push(seed);
+        }
+    }
+    Ok(seeds)
+}
+
+/// Twin write bodies as the emulator's REST and MQTT twin tests send them (merge, `null`
+/// deletes, echoed read-only members, PUT, cleared sections, bad names, depth 10 and 11, size
+/// limits, out-of-range integers), behind the byte that picks the write (`P` PATCH, `U` PUT,
+/// `R` reported; see `src/twin_patch.rs`).
+fn twin_patch_seeds() -> Vec<Vec<u8>> {
+    use serde_json::{json, Value};
+    let nest = |levels: usize| {
+        let mut v = json!("leaf");
+        for i in (0..levels).rev() {
+            v = json!({ format!("l{i}"): v });
+        }
+        v
+    };
+    let chunk = "x".repeat(3000);
+    let mut big = serde_json::Map::new();
+    for i in 0..12 {
+        big.insert(format!("k{i}"), json!(chunk));
+    }
+    let bodies: Vec<(u8, Value)> = vec![
+        (
+            b'P',
+            json!({"tags": {"location": {"region": "US", "plant": "Redmond43"}}}),
+        ),
+        (
+            b'P',
+            json!({
+                "deviceId": "t1", "etag": "whatever", "version": 99, "status": "disabled",
+                "properties": {
+                    "desired": {"cfg": {"a": 1, "b": 2}, "$metadata": {"x": 1}, "$version": 42},
+                    "reported": {"ignored": true}
+                }
+            }),
+        ),
+        (
+            b'P',
+            json!({"properties": {"desired": {"cfg": {"b": null}, "telemetryConfig": null}}}),
+        ),
+        (b'P', json!({"tags": null, "properties": {"desired": null}})),
+        (
+            b'P',
+            json!({"Tags": {"a": [1, {"b": 2}]}, "Properties": {"Desired": {"n": 1.5e3}}}),
+        ),
+        (b'P', json!({"tags": {"a.b": 1}})),
+        (b'P', json!({"tags": {"$x": 1, "a b": 2}})),
+        (b'P', json!({"tags": 5})),
+        (b'P', json!({"properties": {"desired": nest(10)}})),
+        (b'P', json!({"properties": {"desired": {"deep": nest(10)}}})),
+        (b'P', json!({"tags": {"a": chunk, "b": chunk, "c": chunk}})),
+        (b'P', json!({"properties": {"desired": big}})),
+        (
+            b'P',
+            json!({"tags": {"n": 4_503_599_627_370_495_i64, "m": -4_503_599_627_370_496_i64}}),
+        ),
+        (b'P', json!({"tags": {"n": 9_007_199_254_740_993_u64}})),
+        (
+            b'U',
+            json!({"tags": {"only": "this"}, "properties": {"desired": {"d": true}}}),
+        ),
+        (
+            b'U',
+            json!({"properties": {"desired": {"telemetryConfig": {"sendFrequency": "1m"}}}}),
+        ),
+        (
+            b'R',
+            json!({"connectivity": {"type": "wifi"}, "flag": null}),
+        ),
+        (
+            b'R',
+            json!({"telemetryConfig": {"sendFrequency": "5m", "status": "success"}}),
+        ),
+        (b'R', nest(11)),
+    ];
+    let mut seeds: Vec<Vec<u8>> = bodies
+        .into_iter()
+        .map(|(mode, body)| [vec![mode], body.to_string().into_bytes()].concat())
+        .collect();
+    seeds.push(b"P{\"tags\":{\"n\":100000000000000000000}}".to_vec());
+    seeds.push(b"P".to_vec());
+    seeds.push(b"R{not json".to_vec());
+    seeds
 }
 
 /// The tests' `format!` placeholders that have one fixed value; literals with any other

@@ -40,6 +40,10 @@ mod tls;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::{ConnectionLimits, EmulatorConfig};
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;

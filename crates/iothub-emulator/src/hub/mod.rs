@@ -44,7 +44,16 @@ pub use error::HubError;
 pub(crate) use ids::validate_device_id;
 pub(crate) use policy::{DeviceAuth, Permissions, Policy};
 // For the REST twin handler, which has yet to pass explicit `null` sections on.
+#[cfg(feature = "fuzzing")]
+pub(crate) use limits::{
+    validate_patch as validate_twin_patch, validate_section as validate_twin_section,
+    MAX_PROPERTIES_BYTES, MAX_TAGS_BYTES,
+};
 pub(crate) use properties::ClearedSections;
+#[cfg(feature = "fuzzing")]
+pub(crate) use properties::{apply_reported_patch, apply_service_write};
+#[cfg(feature = "fuzzing")]
+pub(crate) use twin::TwinState;
 
 /// A committed desired-properties change, for the device's MQTT session.
 #[derive(Debug, Clone)]

@@ -27,8 +27,7 @@ impl Hub {
     ///
     /// # Errors
     /// Unknown device, etag mismatch, content rules (400), storage failure.
-    // Only unit tests write a twin without passing explicit `null` sections; REST uses
-    // `update_twin_clearing`.
+    // The REST API writes through `update_twin_clearing`; the crate's tests use this shorthand.
     #[cfg(test)]
     pub(crate) async fn update_twin(
         &self,
@@ -40,13 +39,14 @@ impl Hub {
             .await
     }
 
-    /// [`Hub::update_twin`], where a PATCH may also clear whole sections, as a body with
+    /// Applies a service twin write (PATCH or PUT) and returns the new twin document; a PATCH
+    /// may also clear whole sections, as a body with
     /// `"tags": null` or `"properties": {"desired": null}` does on the real hub: the section
     /// becomes empty, the versions advance, and the device is sent `null` for every removed
     /// desired key with the new `$version`.
     ///
     /// # Errors
-    /// As [`Hub::update_twin`].
+    /// Unknown device, etag mismatch, content rules (400), storage failure.
     pub(crate) async fn update_twin_clearing(
         &self,
         id: &str,
@@ -125,13 +125,7 @@ impl Hub {
                 .ok_or_else(|| HubError::DeviceNotFound(device_id.to_string()))?;
             let undo = self.device_undo(device_id, Some(&entry.record));
             let now = now_iso();
-            let mut section = entry.record.twin.reported.clone();
-            section.merge(&patch, &now, false);
-            limits::validate_section(
-                "properties.reported",
-                &section.content,
-                limits::MAX_PROPERTIES_BYTES,
-            )?;
+            let section = merged_reported(&entry.record.twin.reported, &patch, &now)?;
             let version = section.version;
             let record = &mut entry.record;
             record.twin.reported = section;
@@ -144,6 +138,51 @@ impl Hub {
         pending.committed().await?;
         Ok(version)
     }
+}
+
+/// The reported section after a device's patch (already checked by
+/// [`limits::validate_patch`]), within the section limits.
+fn merged_reported(
+    current: &Section,
+    patch: &Map<String, Value>,
+    now: &str,
+) -> Result<Section, HubError> {
+    let mut section = current.clone();
+    section.merge(patch, now, false);
+    limits::validate_section(
+        "properties.reported",
+        &section.content,
+        limits::MAX_PROPERTIES_BYTES,
+    )?;
+    Ok(section)
+}
+
+/// [`Hub::update_twin_clearing`]'s checks and change applied to a bare twin, without the
+/// device table, the store or the device's session (for the fuzz targets, `crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn apply_service_write(
+    twin: &mut TwinState,
+    write: TwinWrite,
+    cleared: ClearedSections,
+) -> Result<Option<(u64, Value)>, HubError> {
+    let write = CheckedWrite::new(write, cleared)?;
+    if write.is_empty() {
+        return Ok(None);
+    }
+    write.apply(twin)
+}
+
+/// [`Hub::patch_reported`]'s checks and merge applied to a bare twin (for `crate::fuzzing`);
+/// returns the new reported `$version`.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn apply_reported_patch(
+    twin: &mut TwinState,
+    patch: &Map<String, Value>,
+) -> Result<u64, HubError> {
+    limits::validate_patch("properties.reported", patch)?;
+    twin.reported = merged_reported(&twin.reported, patch, &now_iso())?;
+    twin.version += 1;
+    Ok(twin.reported.version)
 }
 
 /// Sections a twin PATCH clears as a whole (sent as `null`).

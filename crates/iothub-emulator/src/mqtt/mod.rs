@@ -58,6 +58,13 @@ use transport::{StreamTransport, WebSocketTransport};
 
 pub(crate) use codec::MAX_PACKET_SIZE;
 pub(crate) use session_table::SessionTable;
+#[cfg(feature = "fuzzing")]
+pub(crate) use {
+    codec::{decode, encode},
+    session::{Action, DesiredNotification, Session},
+    topic::Identity,
+    twin::{TwinFailure, TwinOutcome, TwinRequest},
+};
 
 /// WebSocket messages larger than this are refused; a message may carry several packets, so it
 /// is a little above [`MAX_PACKET_SIZE`].

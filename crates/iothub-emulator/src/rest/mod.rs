@@ -17,6 +17,8 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
+#[cfg(feature = "fuzzing")]
+pub(crate) use twins::parse_write as parse_twin_write;
 
 use crate::hub::Hub;
 use crate::mqtt::Endpoint;

@@ -64,7 +64,23 @@ async fn write(
 ) -> Result<JsonResponse, ApiError> {
     caller.require(need::SERVICE_OR_WRITE)?;
     injected_fault(&hub)?;
-    let body = parse_object(&body)?;
+    let (write, cleared) = parse_write(&body, mode)?;
+    let twin = hub
+        .update_twin_clearing(&id, write, cleared, if_match(&headers).as_ref())
+        .await?;
+    Ok(JsonResponse::ok(twin))
+}
+
+/// A twin PATCH or PUT body as the hub's write: the `tags` and `properties.desired` sections,
+/// and which of them a PATCH clears by sending `null`.
+///
+/// # Errors
+/// Not a JSON object, or a section that is neither an object nor (PATCH) `null`.
+pub(crate) fn parse_write(
+    body: &[u8],
+    mode: TwinWriteMode,
+) -> Result<(TwinWrite, ClearedSections), ApiError> {
+    let body = parse_object(body)?;
     let tags = section(present(&body, "tags"), "tags")?;
     let properties = match present(&body, "properties") {
         None => None,
@@ -89,10 +105,7 @@ async fn write(
         tags,
         desired,
     };
-    let twin = hub
-        .update_twin_clearing(&id, write, cleared, if_match(&headers).as_ref())
-        .await?;
-    Ok(JsonResponse::ok(twin))
+    Ok((write, cleared))
 }
 
 fn is_null(value: Option<&Value>) -> bool {
