@@ -2,12 +2,10 @@
 //! queues (7a), sessions die with their device (7b), `$rid` validation and a CONNACK for every
 //! accepted CONNECT (8), CONNACK 1 for MQTT 3.1 (9c).
 
-use std::net::Ipv4Addr;
-
 use iothub_auth::SharedAccessKey;
 use iothub_emulator::test_support::TestHub;
 use reqwest::Method;
-use rumqttc::{ConnectReturnCode, ConnectionError, Packet, QoS, Subscribe, TlsConfiguration};
+use rumqttc::{ConnectReturnCode, ConnectionError, Packet, QoS, Subscribe};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -291,17 +289,7 @@ async fn case8_every_concurrent_connect_for_one_client_id_gets_a_connack() {
 /// A TLS connection to the MQTT port that writes `bytes` and returns everything read until the
 /// hub closes it.
 async fn raw_exchange(hub: &TestHub, bytes: &[u8]) -> Vec<u8> {
-    let TlsConfiguration::Rustls(config) = hub.tls() else {
-        unreachable!("rustls config")
-    };
-    let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, hub.emulator().mqtt_port()))
-        .await
-        .expect("TCP connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
-    let mut stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .expect("TLS handshake");
+    let mut stream = RawClient::connect(hub).await.into_stream();
     stream.write_all(bytes).await.expect("write");
     stream.flush().await.expect("flush");
     let mut answer = Vec::new();

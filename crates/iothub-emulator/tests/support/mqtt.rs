@@ -308,6 +308,11 @@ impl RawClient {
         }
     }
 
+    /// The TLS stream itself, for tests that write bytes no encoder would produce.
+    pub fn into_stream(self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        self.stream
+    }
+
     pub async fn send(&mut self, packet: Packet) {
         let mut out = BytesMut::new();
         packet.write(&mut out, MAX_PACKET).expect("encode");
