@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use iothub_emulator::test_support::TestHub;
+use iothub_emulator::ConnectionLimits;
 use reqwest::{Method, Response};
 use rumqttc::{Packet, Publish, QoS};
 use serde_json::{json, Value};
@@ -459,4 +460,27 @@ async fn module_methods_route_by_client_id() {
         )
         .await;
     assert_error(response, 404, "DeviceNotFound").await;
+}
+
+#[tokio::test]
+async fn a_call_outlasting_the_https_idle_timeout_is_still_answered() {
+    let idle = Duration::from_secs(2);
+    let hub = TestHub::configured(|config| {
+        config.connection_limits = ConnectionLimits {
+            idle_timeout: idle,
+            ..ConnectionLimits::default()
+        }
+    })
+    .await;
+    let device = hub.device("d1").await;
+    let client = method_device(&hub, &device).await;
+    let call = spawn_invoke(&hub, "d1", json!({"methodName": "think"}));
+    let (_, rid, _) = next_request(&client).await;
+    // The HTTPS connection moves no byte meanwhile; waiting for the device is not idleness.
+    tokio::time::sleep(idle * 2).await;
+    respond(&client, &rid, 200, "42").await;
+    assert_eq!(
+        answer_of(call).await,
+        (200, r#"{"status":200,"payload":42}"#.to_string())
+    );
 }
