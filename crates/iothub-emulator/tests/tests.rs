@@ -25,6 +25,8 @@ mod mqtt_connect;
 mod mqtt_twin;
 /// MQTT over WebSockets on the HTTPS port.
 mod mqtt_websocket;
+/// `--query-lag`: queries trail writes, GETs stay current.
+mod query_lag;
 /// Registry statistics through creates, disables, deletes, rollbacks and restarts.
 mod registry_statistics;
 /// REST: statistics, devices, authentication, error format, fault injection, shutdown.

@@ -22,6 +22,7 @@ mod limits;
 mod policy;
 mod properties;
 mod query;
+mod query_lag;
 mod restore;
 mod table;
 mod twin;
@@ -223,6 +224,8 @@ struct State {
     /// refuses every later write, and the hub undoes all of them, newest first, so memory goes
     /// back to what is on disk (ARCHITECTURE.md#inside-the-emulator).
     uncommitted: VecDeque<Undo>,
+    /// What queries see with `--query-lag`; `None` (queries read `devices`) without.
+    query_lag: Option<query_lag::LaggedIndex>,
 }
 
 /// What memory held before one write, to restore it if the write does not commit.
@@ -246,6 +249,7 @@ impl State {
             let Undo::Device { id, previous } = undo else {
                 continue;
             };
+            let lagged = self.query_lag.is_some().then(|| id.clone());
             match previous {
                 Some(mut record) => {
                     if let Some(current) = self.devices.get(&id) {
@@ -256,6 +260,9 @@ impl State {
                 None => {
                     self.devices.remove(&id);
                 }
+            }
+            if let Some(id) = lagged {
+                self.lag_device(&id);
             }
         }
     }
@@ -331,6 +338,7 @@ impl Hub {
         undo: Undo,
         after_commit: Option<AfterCommit>,
     ) -> Pending<'_> {
+        state.lag_writes(&ops);
         let Some(store) = &self.shared.store else {
             if let Some(after_commit) = after_commit {
                 after_commit();
