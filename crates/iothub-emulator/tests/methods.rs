@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use iothub_auth::{SasToken, SharedAccessKey};
 use iothub_emulator::test_support::TestHub;
 use iothub_emulator::ConnectionLimits;
 use reqwest::{Method, Response};
@@ -435,22 +436,101 @@ async fn methods_need_service_connect() {
     }
 }
 
+/// Creates module `device/module` and connects it as client id `{device}/{module}`,
+/// subscribed to methods.
+async fn module_client(hub: &TestHub, device: &str, module: &str) -> Client {
+    let response = hub
+        .send(
+            Method::PUT,
+            &format!("/devices/{device}/modules/{module}"),
+            "iothubowner",
+            Some(&json!({"deviceId": device, "moduleId": module})),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "create module");
+    let identity: Value = response.json().await.expect("module JSON");
+    let key = SharedAccessKey::from_base64(
+        identity["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .expect("primary key"),
+    )
+    .expect("key");
+    let resource = format!(
+        "{}/devices/{device}/modules/{module}",
+        hub.emulator().hostname()
+    );
+    let token = SasToken::generate(&resource, &key, None, iothub_auth::unix_now() + 3600);
+    let client = Client::start(hub.options(&format!("{device}/{module}"), token.as_str()));
+    client.expect_connack().await;
+    subscribe_methods(&client).await;
+    client
+}
+
+fn spawn_module_invoke(
+    hub: &TestHub,
+    device: &str,
+    module: &str,
+    body: Value,
+) -> tokio::task::JoinHandle<Response> {
+    let path = format!("/twins/{device}/modules/{module}/methods");
+    let request = hub
+        .request(Method::POST, &path, "service")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.to_string());
+    tokio::spawn(async move {
+        tokio::time::timeout(CALL_WAIT, request.send())
+            .await
+            .expect("the hub answers the call in time")
+            .expect("request completes")
+    })
+}
+
 #[tokio::test]
-async fn module_methods_route_by_client_id() {
+async fn module_methods_go_to_the_module_session_only() {
     let hub = TestHub::start().await;
     let device = hub.device("d1").await;
-    let _client = method_device(&hub, &device).await;
-    let body = json!({"methodName": "reboot"});
-    // The device's own session is not the module's.
+    let device_client = method_device(&hub, &device).await;
+    let module = module_client(&hub, "d1", "m1").await;
+
+    let call = spawn_module_invoke(
+        &hub,
+        "d1",
+        "m1",
+        json!({"methodName": "restart", "payload": [1]}),
+    );
+    let (name, rid, publish) = next_request(&module).await;
+    assert_eq!(
+        (name.as_str(), &publish.payload[..]),
+        ("restart", &b"[1]"[..])
+    );
+    // The device cannot answer the module's call.
+    respond(&device_client, &rid, 500, "\"wrong session\"").await;
+    respond(&module, &rid, 200, "{\"module\":true}").await;
+    assert_eq!(
+        answer_of(call).await,
+        (
+            200,
+            r#"{"status":200,"payload":{"module":true}}"#.to_string()
+        )
+    );
+
+    // The device's own calls still reach the device, and only it.
+    let call = spawn_invoke(&hub, "d1", json!({"methodName": "own"}));
+    let (name, rid, _) = next_request(&device_client).await;
+    assert_eq!(name, "own", "the module's request never reached the device");
+    respond(&device_client, &rid, 200, "1").await;
+    assert_eq!(answer_of(call).await.0, 200);
+
+    let body = json!({"methodName": "restart"});
     let response = hub
         .send(
             Method::POST,
-            "/twins/d1/modules/m1/methods",
+            "/twins/d1/modules/nope/methods",
             "service",
             Some(&body),
         )
         .await;
-    assert_error(response, 404, "DeviceNotOnline").await;
+    assert_error(response, 404, "ModuleNotFound").await;
     let response = hub
         .send(
             Method::POST,
@@ -460,6 +540,17 @@ async fn module_methods_route_by_client_id() {
         )
         .await;
     assert_error(response, 404, "DeviceNotFound").await;
+    module.client.disconnect().await.expect("DISCONNECT");
+    let response = hub
+        .send(
+            Method::POST,
+            "/twins/d1/modules/m1/methods",
+            "service",
+            Some(&body),
+        )
+        .await;
+    let message = assert_error(response, 404, "DeviceNotOnline").await;
+    assert!(message.contains("connect"), "{message}");
 }
 
 #[tokio::test]

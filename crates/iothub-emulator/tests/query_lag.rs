@@ -58,13 +58,31 @@ async fn queries_see_the_index_as_it_was_a_lag_ago_while_gets_are_current() {
     );
 
     hub.create_device("new").await;
+    let module = hub
+        .send(
+            Method::PUT,
+            "/devices/new/modules/m1",
+            "iothubowner",
+            Some(&json!({"deviceId": "new", "moduleId": "m1"})),
+        )
+        .await;
+    assert_eq!(module.status(), 200);
     patch_tags(&hub, "at-start", json!({"site": "redmond"})).await;
     hub.delete_device("at-start").await;
     let response = hub.send(Method::GET, "/twins/new", "service", None).await;
     assert_eq!(response.status(), 200, "GET sees the new device at once");
 
-    // None of the three writes has reached the index yet.
+    let response = hub
+        .send(Method::GET, "/twins/new/modules/m1", "service", None)
+        .await;
+    assert_eq!(response.status(), 200, "GET sees the new module at once");
+
+    // None of the writes has reached the index yet.
     assert_eq!(ids(&hub).await, ["at-start"]);
+    assert_eq!(
+        query(&hub, "SELECT * FROM devices.modules").await,
+        json!([])
+    );
     let tagged = query(&hub, "SELECT * FROM devices WHERE tags.site = 'redmond'").await;
     assert_eq!(tagged, json!([]));
     let count = query(&hub, "SELECT COUNT() AS n FROM devices").await;

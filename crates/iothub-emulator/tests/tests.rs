@@ -19,6 +19,8 @@ mod hardening_rest;
 mod lifecycle;
 /// Direct methods over REST, answered by an MQTT device: wire, timeouts, disconnects, limits.
 mod methods;
+/// Module identities and module twins over REST and MQTT, `devices.modules` queries.
+mod modules;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
 mod mqtt_connect;
 /// The device twin over MQTT: GET, reported PATCH, desired pushes, topic and QoS rules.

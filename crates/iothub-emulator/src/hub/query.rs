@@ -1,9 +1,11 @@
-//! Query scans over the twin documents, in device-id order (stable across pages).
+//! Query scans over the twin documents: device twins in device-id order, module twins
+//! (`FROM devices.modules`) in client-id order (`{deviceId}/{moduleId}`), both stable across
+//! pages.
 
 use std::ops::Bound;
 use std::time::Duration;
 
-use iothub_query::{CompiledQuery, RenderedPage};
+use iothub_query::{Collection, CompiledQuery, RenderedPage};
 use serde_json::Value;
 
 use super::query_lag::LaggedIndex;
@@ -15,8 +17,12 @@ impl Hub {
     pub(crate) fn set_query_lag(&self, lag: Duration) {
         let mut state = self.lock();
         state.query_lag = (!lag.is_zero()).then(|| {
-            let docs = state.devices.range_mut(Bound::Unbounded);
-            LaggedIndex::new(lag, docs.map(|(k, e)| (k.clone(), e.twin_doc().clone())))
+            let state = &mut *state;
+            let devices = state.devices.range_mut(Bound::Unbounded);
+            let devices = devices.map(|(k, e)| (k.clone(), e.twin_doc().clone()));
+            let modules = state.modules.iter_mut();
+            let modules = modules.map(|(k, e)| (k.clone(), e.twin_doc().clone()));
+            LaggedIndex::new(lag, devices.collect(), modules.collect())
         });
     }
 
@@ -35,12 +41,23 @@ impl Hub {
             Some(key) => Bound::Excluded(key),
             None => Bound::Unbounded,
         };
+        let modules = query.collection() == Collection::DevicesModules;
         if let Some(index) = state.lagged_view() {
-            let rows = index.range(lower).map(|(k, doc)| (k.as_str(), doc));
+            let rows = index
+                .range(modules, lower)
+                .map(|(k, doc)| (k.as_str(), doc));
             return query.render_page(rows, already_returned, max_items);
         }
         // Documents changed since the last scan are rendered as the page reaches them, so rows
         // beyond the page are not rendered for it.
+        if modules {
+            // Keys are the modules' client ids, so paging resumes after the last module.
+            let rows = state
+                .modules
+                .range_mut::<str, _>((lower, Bound::Unbounded))
+                .map(|(k, e)| (k.as_str(), e.twin_doc()));
+            return query.render_page(rows, already_returned, max_items);
+        }
         let rows = state
             .devices
             .range_mut(lower)
@@ -51,8 +68,12 @@ impl Hub {
     /// All rows of an aggregate query over device twins.
     pub(crate) fn query_aggregate(&self, query: &CompiledQuery) -> Vec<Value> {
         let mut state = self.lock();
+        let modules = query.collection() == Collection::DevicesModules;
         if let Some(index) = state.lagged_view() {
-            return query.aggregate(index.values());
+            return query.aggregate(index.range(modules, Bound::Unbounded).map(|(_, doc)| doc));
+        }
+        if modules {
+            return query.aggregate(state.modules.values_mut().map(|e| e.twin_doc()));
         }
         query.aggregate(state.devices.values_mut().map(|e| e.twin_doc()))
     }

@@ -11,7 +11,8 @@
 //! - Permission: ServiceConnect.
 //! - 200 `{"status": <device status>, "payload": <device body>}`: the device's body is spliced
 //!   in as it was sent, as the hub does (an empty body becomes `null`).
-//! - Errors: 404 `DeviceNotFound` (unknown device), 404 `DeviceNotOnline` (not connected and
+//! - Errors: 404 `DeviceNotFound` (unknown device), 404 `ModuleNotFound` (unknown module),
+//!   404 `DeviceNotOnline` (not connected and
 //!   subscribed within the connect timeout, or disconnected before answering), 504
 //!   `GatewayTimeout` (no answer in time), 400 (bad request), 413 `MessageTooLarge` (a device
 //!   answer over 128 KB), 429 `ThrottlingException` (too many calls in flight).
@@ -86,6 +87,13 @@ pub async fn invoke_module(
     let request = parse_request(&body)?;
     if !hub.device_exists(&device_id) {
         return Err(HubError::DeviceNotFound(device_id).into());
+    }
+    if !hub.module_exists(&device_id, &module_id) {
+        return Err(HubError::ModuleNotFound {
+            device: device_id,
+            module: module_id,
+        }
+        .into());
     }
     invoke(&methods, format!("{device_id}/{module_id}"), request).await
 }
