@@ -82,7 +82,7 @@ pub async fn list(
     Ok(JsonResponse::ok(Value::Array(hub.list_devices(top))))
 }
 
-fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, ApiError> {
+pub(super) fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, ApiError> {
     if let Some(id) = present(body, "deviceId") {
         if id.as_str() != Some(path_id) {
             return Err(ApiError::invalid(format!(
