@@ -292,3 +292,30 @@ async fn each_entry_commits_on_its_own() {
     assert!(identity(&hub, "a2").await.is_some());
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn create_entries_carry_twin_content_and_a_refused_twin_is_a_warning() {
+    let hub = TestHub::start().await;
+    let (status, result) = bulk(
+        &hub,
+        "iothubowner",
+        &json!([
+            {"id": "with-twin", "importMode": "create", "tags": {"site": "a"}, "properties": {"desired": {"rate": 2}}},
+            {"id": "bad-twin", "importMode": "create", "tags": {"bad key": 1}},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(result["isSuccessful"], true);
+    assert_eq!(result["errors"], json!([]));
+    let warnings = result["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0]["deviceId"], "bad-twin");
+    assert_eq!(warnings[0]["warningCode"], "DeviceRegisteredWithoutTwin");
+    let twin = hub.twin("with-twin").await;
+    assert_eq!(twin["tags"], json!({"site": "a"}));
+    assert_eq!(twin["properties"]["desired"]["rate"], 2);
+    assert!(identity(&hub, "bad-twin").await.is_some());
+    assert!(hub.twin("bad-twin").await.get("tags").is_none());
+    hub.shutdown().await;
+}

@@ -7,7 +7,10 @@
 //!   scope; the registry mirrors the parent into `parentScopes`, where tools read it back.
 //! - An Edge device is attached to an Edge parent through `parentScopes` (one entry).
 //! - A scope that names no Edge device is refused with 400 `InvalidDeviceScope`; a device has at
-//!   most one parent, a parent at most [`MAX_CHILDREN`] children.
+//!   most one parent. The "100 children per parent" of the IoT Edge limits page is the parent's
+//!   edgeHub runtime default for connected clients (`MaxConnectedClients`), not a registry rule
+//!   (<https://learn.microsoft.com/azure/iot-edge/iot-edge-limits-and-restrictions>), so the
+//!   registry does not count children.
 //! - On creation an Edge device gets the system modules `$edgeAgent` and `$edgeHub`, without
 //!   credentials (authentication type `none`), as the hub creates them.
 
@@ -17,10 +20,6 @@ use super::{clock, now_iso, Authentication, ConnectionInfo, HubError, ModuleReco
 
 /// The prefix of every Edge scope.
 pub(crate) const SCOPE_PREFIX: &str = "ms-azure-iot-edge://";
-
-/// The most devices one Edge device may be the parent of (the real hub's bound,
-/// <https://learn.microsoft.com/azure/iot-edge/iot-edge-as-gateway>).
-pub(crate) const MAX_CHILDREN: usize = 100;
 
 /// The modules the hub creates with every Edge device.
 pub(super) const SYSTEM_MODULES: [&str; 2] = ["$edgeAgent", "$edgeHub"];
@@ -47,12 +46,12 @@ pub(super) fn own_scope(device_id: &str, generation_id: &str) -> String {
 }
 
 impl State {
-    /// The Edge fields of device `id` after a write asking for `spec`; `current_scope` is the
-    /// device's own scope if it is already an Edge device.
+    /// The Edge fields of device `id` after a write asking for `spec`; `current` is what the
+    /// device has now (`None` on creation).
     ///
     /// # Errors
     /// `InvalidDeviceScope` for a changed Edge scope, a scope of no Edge device, more than one
-    /// parent, a parent that has [`MAX_CHILDREN`] children, or the device as its own parent.
+    /// parent, or the device as its own parent.
     pub(super) fn resolve_scopes(
         &self,
         id: &str,
@@ -83,7 +82,7 @@ impl State {
                 if *parent == own {
                     return invalid("An IoT Edge device cannot be its own parent".to_string());
                 }
-                self.check_parent(id, parent, current)?;
+                self.check_parent(id, parent)?;
             }
             return Ok(Scopes {
                 device_scope: Some(own),
@@ -93,7 +92,7 @@ impl State {
         match &spec.device_scope {
             None => Ok(Scopes::default()),
             Some(scope) => {
-                self.check_parent(id, scope, current)?;
+                self.check_parent(id, scope)?;
                 Ok(Scopes {
                     device_scope: Some(scope.clone()),
                     parent_scopes: vec![scope.clone()],
@@ -102,14 +101,8 @@ impl State {
         }
     }
 
-    /// `scope` must be an Edge device's own scope, with room for one more child (a device that
-    /// already is its child does not count twice).
-    fn check_parent(
-        &self,
-        child: &str,
-        scope: &str,
-        current: Option<&Scopes>,
-    ) -> Result<(), HubError> {
+    /// `scope` must be another Edge device's own scope.
+    fn check_parent(&self, child: &str, scope: &str) -> Result<(), HubError> {
         let parent_id = parent_id(scope);
         let is_edge_scope = parent_id
             .and_then(|pid| self.devices.get(pid))
@@ -117,19 +110,6 @@ impl State {
         if !is_edge_scope || parent_id == Some(child) {
             return Err(HubError::InvalidDeviceScope(format!(
                 "'{scope}' is not the deviceScope of an IoT Edge device of this hub"
-            )));
-        }
-        if current.is_some_and(|c| c.parent_scopes.iter().any(|p| p == scope)) {
-            return Ok(());
-        }
-        let children = self
-            .devices
-            .values()
-            .filter(|e| e.record.parent_scopes.iter().any(|p| p == scope))
-            .count();
-        if children >= MAX_CHILDREN {
-            return Err(HubError::InvalidDeviceScope(format!(
-                "the IoT Edge device of '{scope}' already has {MAX_CHILDREN} children, the most a parent may have"
             )));
         }
         Ok(())

@@ -9,7 +9,9 @@
 //!   missing device is an error), `updateIfMatchETag`,
 //!   `delete`, `deleteIfMatchETag`, `updateTwin`, `updateTwinIfMatchETag`.
 //! - Each entry is one registry write with its own commit: atomic per device, not per call. A
-//!   failed entry does not stop the others.
+//!   failed entry does not stop the others. A `create` entry's `tags` and `properties.desired`
+//!   are written right after the identity; if the hub refuses them, the device stays registered
+//!   and the answer carries a `DeviceRegisteredWithoutTwin` warning.
 //! - 200 `{"isSuccessful":true,"errors":[],"warnings":[]}` when every entry succeeded; 400 with
 //!   the same shape, `isSuccessful: false` and one `{deviceId, errorCode, errorStatus}` per
 //!   failed entry (plus `moduleId` for a module) otherwise.
@@ -99,21 +101,30 @@ pub async fn apply(
     caller.require(need::REGISTRY_WRITE)?;
     let entries = parse_request(&body)?;
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     for entry in &entries {
-        if let Err(failure) = apply_entry(&hub, entry).await {
-            let mut error = json!({
-                "deviceId": entry.device_id,
-                "errorCode": failure.code,
-                "errorStatus": failure.status,
-            });
-            if let (Some(module), Value::Object(map)) = (&entry.module_id, &mut error) {
-                map.insert("moduleId".into(), json!(module));
+        match apply_entry(&hub, entry).await {
+            Ok(()) => {}
+            Err(Failed::Entry(failure)) => {
+                let mut error = json!({
+                    "deviceId": entry.device_id,
+                    "errorCode": failure.code,
+                    "errorStatus": failure.status,
+                });
+                if let (Some(module), Value::Object(map)) = (&entry.module_id, &mut error) {
+                    map.insert("moduleId".into(), json!(module));
+                }
+                errors.push(error);
             }
-            errors.push(error);
+            Err(Failed::Twin(failure)) => warnings.push(json!({
+                "deviceId": entry.device_id,
+                "warningCode": "DeviceRegisteredWithoutTwin",
+                "warningStatus": format!("{}: {}", failure.code, failure.status),
+            })),
         }
     }
     let successful = errors.is_empty();
-    let result = json!({"isSuccessful": successful, "errors": errors, "warnings": []});
+    let result = json!({"isSuccessful": successful, "errors": errors, "warnings": warnings});
     let mut response = JsonResponse::ok(result).into_response();
     if !successful {
         *response.status_mut() = StatusCode::BAD_REQUEST;
@@ -209,8 +220,29 @@ impl From<ApiError> for Failure {
     }
 }
 
-/// Applies one entry as one registry write.
-async fn apply_entry(hub: &Hub, entry: &Entry) -> Result<(), Failure> {
+/// How an entry failed: not at all applied, or created without the twin content it carried.
+enum Failed {
+    Entry(Failure),
+    Twin(Failure),
+}
+
+impl<E: Into<Failure>> From<E> for Failed {
+    fn from(e: E) -> Failed {
+        Failed::Entry(e.into())
+    }
+}
+
+/// After a `create`: the entry's `tags` and `properties.desired`, if any, as a second write (as
+/// on the hub, a device whose twin content is refused stays registered, with a warning).
+async fn initial_twin(hub: &Hub, entry: &Entry, id: TwinId<'_>) -> Result<(), Failed> {
+    if present(&entry.body, "tags").is_none() && present(&entry.body, "properties").is_none() {
+        return Ok(());
+    }
+    update_twin(hub, entry, id).await.map_err(Failed::Twin)
+}
+
+/// Applies one entry: one registry write (a `create` with twin content: two).
+async fn apply_entry(hub: &Hub, entry: &Entry) -> Result<(), Failed> {
     let device = entry.device_id.as_str();
     if let Some(module) = &entry.module_id {
         return apply_module_entry(hub, entry, device, module).await;
@@ -219,6 +251,7 @@ async fn apply_entry(hub: &Hub, entry: &Entry) -> Result<(), Failure> {
         Mode::Create => {
             let spec = parse_device_spec(device, &entry.body)?;
             hub.create_device(device, spec).await?;
+            initial_twin(hub, entry, TwinId::Device(device)).await?;
         }
         Mode::CreateOrUpdate => {
             let spec = parse_device_spec(device, &entry.body)?;
@@ -253,7 +286,7 @@ async fn apply_module_entry(
     entry: &Entry,
     device: &str,
     module: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Failed> {
     // Module entries name the device in `id`; the module PUT rules check `deviceId`.
     let mut body = entry.body.clone();
     body.remove("deviceId");
@@ -261,6 +294,7 @@ async fn apply_module_entry(
         Mode::Create => {
             let spec = parse_module_spec(device, module, &body)?;
             hub.create_module(device, module, spec).await?;
+            initial_twin(hub, entry, TwinId::Module { device, module }).await?;
         }
         Mode::CreateOrUpdate => {
             let spec = parse_module_spec(device, module, &body)?;
