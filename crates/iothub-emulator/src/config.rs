@@ -23,6 +23,9 @@ pub struct EmulatorConfig {
     pub devices: Vec<String>,
     /// Bounds on the connections of each listener (the README's fidelity table lists them).
     pub connection_limits: ConnectionLimits,
+    /// Device-to-cloud messages the hub keeps, the most recent ones (default 10,000; at least
+    /// one; also bounded by 64 MiB of bodies and properties).
+    pub telemetry_capacity: usize,
 }
 
 /// How many connections each listener holds and how long a silent or slow one may stay. The
@@ -68,6 +71,7 @@ impl EmulatorConfig {
             in_memory: true,
             devices: Vec::new(),
             connection_limits: ConnectionLimits::default(),
+            telemetry_capacity: crate::telemetry::DEFAULT_TELEMETRY_CAPACITY,
         }
     }
 }

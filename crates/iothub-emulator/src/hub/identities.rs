@@ -128,6 +128,8 @@ impl Hub {
         };
         pending.committed().await?;
         self.shared.sessions.device_deleted(id);
+        // Its queued cloud-to-device rows were deleted with the device's row.
+        self.shared.c2d.device_deleted(id);
         Ok(())
     }
 
@@ -153,11 +155,14 @@ impl Hub {
     /// # Errors
     /// `DeviceNotFound`.
     pub fn device_json(&self, id: &str) -> Result<Value, HubError> {
-        self.lock()
+        let mut json = self
+            .lock()
             .devices
             .get(id)
             .map(|e| e.record.identity_json())
-            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
+            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+        json["cloudToDeviceMessageCount"] = self.shared.c2d.queue_depth(id).into();
+        Ok(json)
     }
 
     /// Up to `top` device identities, ordered by id.

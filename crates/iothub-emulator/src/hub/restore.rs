@@ -33,6 +33,12 @@ impl Hub {
     ) -> Result<Hub, HubError> {
         let (devices, etag_counter) = restore_devices(loaded.devices)?;
         let (policies, new_rows) = restore_policies(loaded.policies)?;
+        let c2d = crate::c2d::CloudToDevice::restore(
+            loaded.c2d_messages,
+            store.as_ref().map(Store::sender),
+            Arc::clone(&sessions),
+        )
+        .map_err(HubError::Storage)?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 hostname,
@@ -45,6 +51,8 @@ impl Hub {
                 sessions,
                 faults: Faults::default(),
                 store,
+                c2d,
+                telemetry: crate::telemetry::TelemetryBuffer::default(),
             }),
         };
         if !new_rows.is_empty() {

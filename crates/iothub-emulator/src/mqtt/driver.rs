@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::Error as CodecError;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::c2d::C2dLink;
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
 use super::session::{Action, CloseReason, Session};
@@ -143,11 +144,13 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
-    let (session, lease, ended) = serve(&mut io, hub, accepted.clone(), lease, inbuf).await;
+    let link = C2dLink::new(&accepted.identity);
+    let (session, lease, ended) = serve(&mut io, hub, accepted.clone(), lease, inbuf, &link).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
     sessions.detach(lease, saved);
+    link.release(hub);
     record_connection_state(hub, sessions, &accepted);
     io.close().await;
 }
@@ -189,6 +192,7 @@ async fn serve<T: Transport>(
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
+    link: &C2dLink,
 ) -> (Session, Lease, Ended) {
     let session_present = lease.saved.is_some();
     let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
@@ -213,7 +217,9 @@ async fn serve<T: Transport>(
     tokio::pin!(expiry, idle, stopped);
 
     let ended = loop {
-        if let Some(ended) = execute(hub, &mut session, &accepted, &mut actions, &mut out).await {
+        if let Some(ended) =
+            execute(hub, &mut session, &accepted, link, &mut actions, &mut out).await
+        {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
             write_before_close(io, &mut out).await;
             break ended;
@@ -238,6 +244,7 @@ async fn serve<T: Transport>(
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
+            () = lease.cloud_to_device.notified() => link.deliver(hub, &mut session, &mut actions),
             read = io.read(&mut inbuf) => match read {
                 Ok(0) => break Ended::PeerClosed,
                 Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),
@@ -279,6 +286,7 @@ async fn execute(
     hub: &Hub,
     session: &mut Session,
     accepted: &Accepted,
+    link: &C2dLink,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
@@ -296,6 +304,24 @@ async fn execute(
                 let (rid, outcome) = perform(hub, device_id, request).await;
                 session.on_twin_outcome(&rid, &outcome, &mut replies);
                 replies.drain(..).find_map(|reply| emit(reply, out))
+            }
+            Action::CloudToDeviceWanted => {
+                link.deliver(hub, session, &mut replies);
+                replies.drain(..).find_map(|reply| match reply {
+                    Action::CloudToDeviceCompleted(lock) => {
+                        link.complete(hub, lock);
+                        None
+                    }
+                    other => emit(other, out),
+                })
+            }
+            Action::CloudToDeviceCompleted(lock) => {
+                link.complete(hub, lock);
+                None
+            }
+            Action::Telemetry(message) => {
+                hub.telemetry().push(*message);
+                None
             }
             other => emit(other, out),
         };
@@ -315,12 +341,17 @@ async fn execute(
 }
 
 /// Encodes a `Send` into `out`; returns why to close for a `Close` or an encoding failure.
-/// `Activity` and `Twin` are `execute`'s to run (a twin outcome never produces them).
+/// The other actions are `execute`'s to run (a twin outcome or a delivery never produces them,
+/// except the completion of a QoS 0 delivery, which `execute` handles before this).
 fn emit(action: Action, out: &mut BytesMut) -> Option<Ended> {
     match action {
         Action::Send(packet) => codec::encode(&packet, out).err().map(Ended::from),
         Action::Close(reason) => Some(Ended::Session(reason)),
-        Action::Activity | Action::Twin(_) => None,
+        Action::Activity
+        | Action::Twin(_)
+        | Action::CloudToDeviceWanted
+        | Action::CloudToDeviceCompleted(_)
+        | Action::Telemetry(_) => None,
     }
 }
 

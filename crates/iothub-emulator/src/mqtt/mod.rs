@@ -11,7 +11,8 @@
 //! - `session_table`: sessions by client id (one connection each, clean-session-0 persistence,
 //!   desired notifications, closing a session on the hub's behalf);
 //! - `driver`: the async loop tying a transport, a session, the session table and the hub
-//!   together.
+//!   together;
+//! - `c2d`: a connection's side of cloud-to-device delivery (fetch, complete, release).
 //!
 //! Connections come in through the shared TLS listener (`crate::listener`) or the HTTPS router's
 //! WebSocket upgrade, and every one of them runs as a task of the emulator's
@@ -27,14 +28,17 @@
 //! `session_present = 0` and the device re-reads its twin); a `$rid` that cannot be echoed into
 //! a valid topic, QoS 2 and undocumented topics close the connection; deleting the device closes
 //! its connection and drops its session, and new keys or a disable close its connection; stored
-//! sessions expire an hour after their connection ended; telemetry is acknowledged (and not
-//! routed anywhere).
+//! sessions expire an hour after their connection ended; telemetry is acknowledged and kept in the
+//! hub's telemetry buffer; cloud-to-device messages arrive at QoS 1 on
+//! `devices/{id}/messages/devicebound/{property bag}`, complete on their PUBACK and are delivered
+//! again (DUP) to the next connection when not acknowledged.
 //!
 //! Not emulated: module identities (a `device/module` client id is refused: the identity
-//! registry has no modules), cloud-to-device messages and direct methods (their subscriptions
-//! are accepted, nothing is ever sent on them), the optional `$version` precondition on
+//! registry has no modules), direct methods (the subscription is accepted, nothing is ever sent
+//! on it), the optional `$version` precondition on
 //! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
+mod c2d;
 mod codec;
 mod connect;
 mod driver;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -137,6 +137,8 @@ struct Active {
     out_of_step: bool,
     /// The device was deleted: nothing is kept when the connection ends.
     deleted: bool,
+    /// Woken when the device has cloud-to-device messages waiting.
+    cloud_to_device: Arc<Notify>,
 }
 
 /// A connection's registration; give it back with [`SessionTable::detach`].
@@ -151,6 +153,9 @@ pub(crate) struct Lease {
     pub stop: CancellationToken,
     /// Desired notifications routed to this connection.
     pub outbox: mpsc::Receiver<DesiredNotification>,
+    /// Notified when the device has cloud-to-device messages waiting (a permit is kept if the
+    /// connection is busy, so no signal is lost).
+    pub cloud_to_device: Arc<Notify>,
     /// The session stored for a clean-session-0 client, if there was one (CONNACK
     /// `session_present` is `saved.is_some()`).
     pub saved: Option<SavedSession>,
@@ -230,6 +235,7 @@ impl SessionTable {
         let (tx, rx) = mpsc::channel(MAX_UNSENT_DESIRED);
         let stop = shutdown.child_token();
         let released = CancellationToken::new();
+        let cloud_to_device = Arc::new(Notify::new());
         slot.active = Some(Active {
             connection,
             stop: stop.clone(),
@@ -237,6 +243,7 @@ impl SessionTable {
             outbox: tx,
             out_of_step: false,
             deleted: false,
+            cloud_to_device: Arc::clone(&cloud_to_device),
         });
         Lease {
             table: self.clone(),
@@ -246,6 +253,7 @@ impl SessionTable {
             detached: false,
             stop,
             outbox: rx,
+            cloud_to_device,
             saved,
         }
     }
@@ -301,6 +309,19 @@ impl SessionTable {
             }
             (None, Some(saved)) => saved.queue_desired(notification),
             (None, None) => {}
+        }
+    }
+
+    /// Tells `client_id`'s live connection that cloud-to-device messages wait for it; nothing
+    /// happens without one (the messages wait in the hub's queue for the next connection).
+    pub(crate) fn cloud_to_device_ready(&self, client_id: &str) {
+        let slots = self.lock();
+        if let Some(active) = slots
+            .by_client
+            .get(client_id)
+            .and_then(|s| s.active.as_ref())
+        {
+            active.cloud_to_device.notify_one();
         }
     }
 
@@ -382,6 +403,10 @@ impl DeviceSessions for SessionTable {
 
     fn device_deleted(&self, device_id: &str) {
         self.forget(device_id);
+    }
+
+    fn cloud_to_device_ready(&self, device_id: &str) {
+        SessionTable::cloud_to_device_ready(self, device_id);
     }
 }
 

@@ -5,6 +5,7 @@ mod api_version;
 mod auth;
 mod devices;
 mod error;
+mod messages;
 mod query;
 mod request;
 mod response;
@@ -13,7 +14,7 @@ mod twins;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 pub use error::ApiError;
@@ -40,6 +41,21 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
         .route(
             "/twins/{id}",
             get(twins::get).patch(twins::patch).put(twins::put),
+        )
+        .route("/devices/{id}/messages/deviceBound", post(messages::send))
+        .route("/devices/{id}/messages/devicebound", post(messages::send))
+        .route("/devices/{id}/commands", delete(messages::purge))
+        .route(
+            "/messages/serviceBound/feedback",
+            get(messages::receive_feedback),
+        )
+        .route(
+            "/messages/serviceBound/feedback/{lock}",
+            delete(messages::complete_feedback),
+        )
+        .route(
+            "/messages/serviceBound/feedback/{lock}/abandon",
+            post(messages::abandon_feedback),
         )
         .route_layer(axum::middleware::from_fn(api_version::require_api_version));
     let admin = Router::new()
