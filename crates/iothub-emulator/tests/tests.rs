@@ -7,6 +7,8 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// Cloud-to-device messages: REST send, MQTT delivery, PUBACK, redelivery, bounds, feedback.
+mod c2d;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.
@@ -33,5 +35,7 @@ mod rest_durability;
 mod rest_query;
 /// Twins over REST: merge semantics, versions, etags, limits.
 mod rest_twins;
+/// Device-to-cloud telemetry in the hub's telemetry buffer.
+mod telemetry;
 /// The shared test hub's own promises (the refusing port).
 mod test_support;
