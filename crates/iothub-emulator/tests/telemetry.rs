@@ -1,10 +1,14 @@
 //! Device-to-cloud telemetry lands in the hub's telemetry buffer: parsed property bags (system
 //! and application properties), the body unchanged, the sender, arrival order.
 
+use iothub_auth::{SasToken, SharedAccessKey};
 use iothub_emulator::test_support::TestHub;
+use reqwest::Method;
 use rumqttc::QoS;
+use serde_json::{json, Value};
 
-use crate::support::mqtt::MqttHub;
+use crate::support::mqtt::{Client, MqttHub};
+use crate::support::rest::RestHub;
 
 #[tokio::test]
 async fn telemetry_with_properties_lands_in_the_buffer_in_order() {
@@ -75,5 +79,60 @@ async fn telemetry_with_properties_lands_in_the_buffer_in_order() {
     assert_eq!(later[2].system.message_id.as_deref(), Some("m3"));
     assert!(later[0].enqueued_time <= later[1].enqueued_time);
     assert!(later[1].enqueued_time <= later[2].enqueued_time);
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn module_telemetry_carries_the_module_id() {
+    let hub = TestHub::start().await;
+    hub.add_device("edge-1").await;
+    let res = hub
+        .send(
+            Method::PUT,
+            "/devices/edge-1/modules/filter",
+            "iothubowner",
+            Some(&json!({"deviceId": "edge-1", "moduleId": "filter"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let identity: Value = res.json().await.unwrap();
+    let key = SharedAccessKey::from_base64(
+        identity["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let resource = format!(
+        "{}/devices/edge-1/modules/filter",
+        hub.emulator().hostname()
+    );
+    let token = SasToken::generate(&resource, &key, None, iothub_auth::unix_now() + 3600);
+    let client = Client::start(hub.options("edge-1/filter", token.as_str()));
+    client.expect_connack().await;
+    client
+        .client
+        .publish(
+            // Node adds a trailing `/` to module output events.
+            "devices/edge-1/modules/filter/messages/events/%24.on=out1&%24.mid=mm&level=3/",
+            QoS::AtLeastOnce,
+            false,
+            "42",
+        )
+        .await
+        .unwrap();
+    let telemetry = hub.wait_for_telemetry(1).await;
+    let m = &telemetry[0];
+    assert_eq!(m.device_id, "edge-1");
+    assert_eq!(m.module_id.as_deref(), Some("filter"));
+    assert_eq!(m.system.message_id.as_deref(), Some("mm"));
+    assert_eq!(
+        m.system.other,
+        vec![("on".to_string(), Some("out1".to_string()))]
+    );
+    assert_eq!(
+        m.properties,
+        vec![("level".to_string(), Some("3".to_string()))]
+    );
+    assert_eq!(&m.body[..], b"42");
     hub.shutdown().await;
 }

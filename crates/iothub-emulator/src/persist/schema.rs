@@ -13,6 +13,8 @@ use super::PersistError;
 pub(crate) struct Loaded {
     /// `(device id, DeviceRecord JSON)`.
     pub devices: Vec<(String, String)>,
+    /// `(module client id "{deviceId}/{moduleId}", ModuleRecord JSON)`.
+    pub modules: Vec<(String, String)>,
     /// `(policy name, keys JSON)`.
     pub policies: Vec<(String, String)>,
     /// `(message number, device id, message JSON)` of the queued cloud-to-device messages, in
@@ -40,6 +42,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
         conn.execute_batch(
             "BEGIN EXCLUSIVE;
              CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS modules (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS c2d_messages (seq INTEGER PRIMARY KEY NOT NULL, device_id TEXT NOT NULL, doc TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS c2d_messages_by_device ON c2d_messages (device_id);
@@ -86,13 +89,18 @@ fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads every device, policy and cloud-to-device message row.
+/// Reads every device, module, policy and cloud-to-device message row.
 pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
     let mut loaded = Loaded::default();
     let mut stmt = conn.prepare("SELECT id, doc FROM devices ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
         loaded.devices.push(row?);
+    }
+    let mut stmt = conn.prepare("SELECT id, doc FROM modules ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        loaded.modules.push(row?);
     }
     let mut stmt = conn.prepare("SELECT name, doc FROM policies ORDER BY name")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;

@@ -6,6 +6,7 @@ mod auth;
 mod devices;
 mod error;
 mod messages;
+mod modules;
 mod query;
 mod request;
 mod response;
@@ -56,6 +57,17 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
         .route(
             "/messages/serviceBound/feedback/{lock}/abandon",
             post(messages::abandon_feedback),
+        )
+        .route("/devices/{id}/modules", get(modules::list))
+        .route(
+            "/devices/{id}/modules/{mid}",
+            get(modules::get).put(modules::put).delete(modules::delete),
+        )
+        .route(
+            "/twins/{id}/modules/{mid}",
+            get(twins::get_module)
+                .patch(twins::patch_module)
+                .put(twins::put_module),
         )
         .route_layer(axum::middleware::from_fn(api_version::require_api_version));
     let admin = Router::new()
