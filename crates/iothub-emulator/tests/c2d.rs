@@ -553,3 +553,45 @@ async fn accepted_messages_survive_restarts_until_completed() {
     );
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn iot_explorer_system_property_rows_become_system_properties() {
+    let hub = TestHub::start().await;
+    let expiry_ms = (iothub_auth::unix_now() + 3600) * 1000;
+    let device = hub.device("explorer").await;
+    let mut raw = connect(&hub, &device).await;
+    send(
+        &hub,
+        "explorer",
+        "from explorer",
+        &[
+            ("iothub-app-messageId", "e1"),
+            ("iothub-app-correlationId", "c1"),
+            ("iothub-app-contentType", "text/plain"),
+            ("iothub-app-contentEncoding", "utf-8"),
+            ("iothub-app-ack", "positive"),
+            // Milliseconds since 1970, as JavaScript's Date.getTime() writes it: an hour from now.
+            ("iothub-app-expiryTimeUtc", &expiry_ms.to_string()),
+            ("iothub-app-Color", "blue"),
+        ],
+    )
+    .await;
+    let publish = expect_c2d(&mut raw).await;
+    let (head, tail) = publish
+        .topic
+        .split_once("&%24.exp=")
+        .expect("$.exp is present");
+    assert_eq!(
+        head,
+        "devices/explorer/messages/devicebound/%24.mid=e1&%24.to=%2Fdevices%2Fexplorer%2Fmessages%2FdeviceBound&%24.cid=c1&%24.ct=text%2Fplain&%24.ce=utf-8"
+    );
+    let (expiry, rest) = tail.split_once('&').unwrap();
+    let expiry = percent_encoding::percent_decode_str(expiry)
+        .decode_utf8()
+        .unwrap();
+    // ISO 8601 UTC with seven fractional digits, the hub's timestamp format.
+    assert_eq!(expiry.len(), 28, "{expiry}");
+    assert!(expiry.ends_with(".0000000Z"), "whole seconds: {expiry}");
+    assert_eq!(rest, "iothub-ack=positive&color=blue");
+    hub.shutdown().await;
+}
