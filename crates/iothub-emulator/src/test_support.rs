@@ -362,6 +362,13 @@ impl TestHub {
         self.emulator.hub().c2d().advance_clock(by);
     }
 
+    /// Makes cloud-to-device deliveries lock for `lock` instead of a minute, so that a test
+    /// sees an unacknowledged message sent again on the same connection without waiting a
+    /// minute.
+    pub fn set_c2d_lock(&self, lock: Duration) {
+        self.emulator.hub().c2d().set_lock_duration(lock);
+    }
+
     /// Stops the emulator, waits for every session and request to end, then removes the
     /// directory.
     pub async fn shutdown(self) {

@@ -633,3 +633,33 @@ async fn a_websocket_device_receives_and_its_automatic_puback_completes() {
     assert_eq!(statuses(&records), [("w1".into(), "Success".into())]);
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_message_not_acknowledged_within_its_lock_is_sent_again_on_the_same_connection() {
+    let hub = TestHub::start().await;
+    // The hub's lock is a minute; the test hook shortens it so the test need not wait one.
+    hub.set_c2d_lock(Duration::from_millis(300));
+    let device = hub.device("slow").await;
+    let mut raw = connect(&hub, &device).await;
+    send(
+        &hub,
+        "slow",
+        "take your time",
+        &[("iothub-ack", "positive")],
+    )
+    .await;
+    let first = expect_c2d(&mut raw).await;
+    assert!(!first.dup);
+    let again = expect_c2d(&mut raw).await;
+    assert_eq!(
+        (again.pkid, again.dup, &again.topic, &again.payload),
+        (first.pkid, true, &first.topic, &first.payload),
+        "the same publish again, marked as a duplicate"
+    );
+    puback(&mut raw, &again).await;
+    assert!(sync(&mut raw).await.is_empty());
+    let (_, records) = receive_feedback(&hub).await.expect("completed once");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["statusCode"], "Success");
+    hub.shutdown().await;
+}

@@ -42,6 +42,9 @@ struct Shared {
     /// Added to the wall clock (test hook: lets a test see a message expire).
     #[cfg(feature = "test-support")]
     clock_offset_ms: std::sync::atomic::AtomicU64,
+    /// Replaces the one-minute lock when set (test hook: lets a test see a redelivery).
+    #[cfg(feature = "test-support")]
+    lock_override_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -106,6 +109,8 @@ impl CloudToDevice {
                 sessions,
                 #[cfg(feature = "test-support")]
                 clock_offset_ms: std::sync::atomic::AtomicU64::new(0),
+                #[cfg(feature = "test-support")]
+                lock_override_ms: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -140,6 +145,15 @@ impl CloudToDevice {
         self.shared
             .clock_offset_ms
             .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes deliveries lock for `lock` instead of a minute (test hook for redelivery).
+    #[cfg(feature = "test-support")]
+    pub(crate) fn set_lock_duration(&self, lock: std::time::Duration) {
+        let ms = u64::try_from(lock.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.shared
+            .lock_override_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Accepts a message for `device_id`. Call with the hub's state lock held and the device
@@ -246,8 +260,22 @@ impl CloudToDevice {
         let now = self.now();
         let mut effects = Effects::default();
         let mut state = self.lock();
-        let deliveries = state.queues.take(device_id, receiver, now, &mut effects);
+        #[allow(unused_mut)]
+        let mut deliveries = state.queues.take(device_id, receiver, now, &mut effects);
         let _ = self.write(&mut state, effects, None);
+        drop(state);
+        #[cfg(feature = "test-support")]
+        {
+            let ms = self
+                .shared
+                .lock_override_ms
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if ms > 0 {
+                for delivery in &mut deliveries {
+                    delivery.lock_for = std::time::Duration::from_millis(ms);
+                }
+            }
+        }
         deliveries
     }
 

@@ -11,6 +11,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::feedback::{FeedbackRecord, FeedbackStatus};
@@ -32,6 +34,9 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub(crate) const MAX_TOTAL_MESSAGES: usize = 100_000;
 /// Bytes queued across all devices.
 pub(crate) const MAX_TOTAL_BYTES: usize = 256 * 1024 * 1024;
+/// How long a delivered message stays locked to its connection before that connection gets it
+/// again (the hub's fixed one-minute lock).
+pub(crate) const LOCK_DURATION: Duration = Duration::from_secs(60);
 /// Longest topic name MQTT can carry (the property bag is part of it).
 const MAX_TOPIC_BYTES: usize = 65_535;
 
@@ -59,6 +64,9 @@ pub(crate) struct Delivery {
     pub payload: Bytes,
     /// The message was delivered before (the MQTT DUP flag).
     pub redelivery: bool,
+    /// How long the device has to acknowledge it before it is sent again on the same
+    /// connection (the hub's lock, or visibility, timeout).
+    pub lock_for: Duration,
 }
 
 /// What a change asks of the outside world.
@@ -256,6 +264,7 @@ impl Queues {
                 topic: slot.message.topic(),
                 payload: slot.message.body.clone(),
                 redelivery: slot.message.delivery_count > 1,
+                lock_for: LOCK_DURATION,
             });
         }
         deliveries

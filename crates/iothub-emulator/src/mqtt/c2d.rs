@@ -4,6 +4,8 @@
 //! on its PUBACK, and handing back what was not acknowledged when the connection ends. The
 //! protocol side (packet ids, QoS, DUP) is the [`Session`]'s.
 
+use tokio::time::Instant;
+
 use super::session::{Action, Session};
 use super::topic::Identity;
 use crate::c2d::CloudToDevice;
@@ -41,7 +43,7 @@ impl C2dLink {
         }
         let deliveries = hub.c2d().take(device_id, self.receiver);
         if !deliveries.is_empty() {
-            session.on_cloud_to_device(deliveries, out);
+            session.on_cloud_to_device(deliveries, Instant::now(), out);
         }
     }
 

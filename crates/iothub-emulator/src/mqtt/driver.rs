@@ -222,9 +222,11 @@ async fn serve<T: Transport>(
     let expiry = tokio::time::sleep_until(instant_at_unix(accepted.session_ends_at));
     let keep_alive = accepted.keep_alive_timeout.unwrap_or(MAX_TIMER);
     let idle = tokio::time::sleep(keep_alive);
+    // Reset to the earliest cloud-to-device lock whenever one is pending.
+    let relock = tokio::time::sleep(MAX_TIMER);
     // Registered once rather than on every pass of the loop.
     let stopped = lease.stop.clone().cancelled_owned();
-    tokio::pin!(expiry, idle, stopped);
+    tokio::pin!(expiry, idle, relock, stopped);
 
     let ended = loop {
         if let Some(ended) =
@@ -248,6 +250,10 @@ async fn serve<T: Transport>(
             continue;
         }
         codec::prepare_read(&mut inbuf);
+        let lock_expiry = session.next_lock_expiry();
+        if let Some(at) = lock_expiry.filter(|at| *at != relock.deadline()) {
+            relock.as_mut().reset(at);
+        }
         tokio::select! {
             biased;
             () = &mut stopped => break Ended::Stopped,
@@ -255,6 +261,7 @@ async fn serve<T: Transport>(
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
             () = lease.cloud_to_device.notified() => link.deliver(hub, &mut session, &mut actions),
+            () = &mut relock, if lock_expiry.is_some() => session.on_lock_expiry(Instant::now(), &mut actions),
             read = io.read(&mut inbuf) => match read {
                 Ok(0) => break Ended::PeerClosed,
                 Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),

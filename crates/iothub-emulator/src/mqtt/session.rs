@@ -13,6 +13,7 @@ use rumqttc::mqttbytes::v4::{
     Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
 };
 use rumqttc::mqttbytes::QoS;
+use tokio::time::Instant;
 
 use super::topic::{self, DeviceTopic, Filter, Identity};
 use super::twin::{self, TwinOutcome, TwinRequest};
@@ -180,8 +181,19 @@ pub enum Action {
 enum Unacked {
     Desired(DesiredNotification),
     Response,
-    /// A cloud-to-device delivery (its lock); the message store redelivers it, not the session.
-    CloudToDevice(u64),
+    /// A cloud-to-device delivery: sent again on this connection (same packet id, DUP) when
+    /// its lock runs out, and handed back to the message store when the connection ends.
+    CloudToDevice(Box<C2dInflight>),
+}
+
+/// A cloud-to-device publish awaiting its PUBACK.
+#[derive(Debug)]
+struct C2dInflight {
+    lock: u64,
+    publish: Publish,
+    lock_for: std::time::Duration,
+    /// When it is sent again if still unacknowledged.
+    due: Instant,
 }
 
 /// The state of one connected session.
@@ -295,8 +307,8 @@ impl Session {
 
     fn on_puback(&mut self, pkid: u16, out: &mut Vec<Action>) {
         if let Some(index) = self.inflight.iter().position(|(id, _)| *id == pkid) {
-            if let Some((_, Unacked::CloudToDevice(lock))) = self.inflight.remove(index) {
-                out.push(Action::CloudToDeviceCompleted(lock));
+            if let Some((_, Unacked::CloudToDevice(c2d))) = self.inflight.remove(index) {
+                out.push(Action::CloudToDeviceCompleted(c2d.lock));
             }
         }
         if self.inflight.is_empty() && self.inflight.capacity() > 64 {
@@ -373,8 +385,14 @@ impl Session {
     /// subscribed with (the hub sends QoS 1, and a QoS 0 subscriber gets QoS 0). A QoS 1
     /// delivery completes on its PUBACK; a QoS 0 one as it is sent, since nothing will
     /// acknowledge it. Without the subscription nothing is sent (and nothing completes: the
-    /// store offers the messages again to the next connection).
-    pub fn on_cloud_to_device(&mut self, deliveries: Vec<Delivery>, out: &mut Vec<Action>) {
+    /// store offers the messages again to the next connection). `now` starts each QoS 1
+    /// delivery's lock (see [`Session::on_lock_expiry`]).
+    pub fn on_cloud_to_device(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(qos) = self.subscriptions.cloud_to_device else {
             return;
         };
@@ -388,12 +406,45 @@ impl Session {
                 }
                 publish.pkid = self.allocate_pkid();
                 publish.dup = delivery.redelivery;
+                let inflight = C2dInflight {
+                    lock,
+                    publish: publish.clone(),
+                    lock_for: delivery.lock_for,
+                    due: now + delivery.lock_for,
+                };
                 self.inflight
-                    .push_back((publish.pkid, Unacked::CloudToDevice(lock)));
+                    .push_back((publish.pkid, Unacked::CloudToDevice(Box::new(inflight))));
                 out.push(Action::Send(Packet::Publish(publish)));
             } else {
                 out.push(Action::Send(Packet::Publish(publish)));
                 out.push(Action::CloudToDeviceCompleted(lock));
+            }
+        }
+    }
+
+    /// When the earliest cloud-to-device lock runs out, if any delivery awaits its PUBACK.
+    pub fn next_lock_expiry(&self) -> Option<Instant> {
+        self.inflight
+            .iter()
+            .filter_map(|(_, unacked)| match unacked {
+                Unacked::CloudToDevice(c2d) => Some(c2d.due),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Sends again, with DUP and the same packet id, every cloud-to-device message whose lock
+    /// has run out without a PUBACK (the hub's one-minute visibility timeout), and locks it
+    /// anew. The delivery count does not change: the message never left this connection.
+    pub fn on_lock_expiry(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for (_, unacked) in &mut self.inflight {
+            if let Unacked::CloudToDevice(c2d) = unacked {
+                if c2d.due <= now {
+                    c2d.due = now + c2d.lock_for;
+                    let mut again = c2d.publish.clone();
+                    again.dup = true;
+                    out.push(Action::Send(Packet::Publish(again)));
+                }
             }
         }
     }
@@ -798,6 +849,7 @@ mod tests {
             topic: format!("devices/d1/messages/devicebound/%24.mid={lock}"),
             payload: Bytes::from_static(b"hello"),
             redelivery,
+            lock_for: std::time::Duration::from_secs(60),
         }
     }
 
@@ -810,7 +862,8 @@ mod tests {
         );
         assert_eq!(out.last(), Some(&Action::CloudToDeviceWanted));
         let mut out = Vec::new();
-        session.on_cloud_to_device(vec![delivery(7, false), delivery(8, true)], &mut out);
+        let now = Instant::now();
+        session.on_cloud_to_device(vec![delivery(7, false), delivery(8, true)], now, &mut out);
         let (first, second) = (sent_publish(&out[0]), sent_publish(&out[1]));
         assert_eq!(first.qos, QoS::AtLeastOnce);
         assert!(!first.dup && second.dup);
@@ -818,6 +871,17 @@ mod tests {
             step(&mut session, Packet::PubAck(PubAck::new(second.pkid))),
             vec![Action::CloudToDeviceCompleted(8)]
         );
+        let first = first.clone();
+        let lock = std::time::Duration::from_secs(60);
+        assert_eq!(session.next_lock_expiry(), Some(now + lock));
+        let mut again = Vec::new();
+        session.on_lock_expiry(now + lock / 2, &mut again);
+        assert!(again.is_empty(), "still locked");
+        session.on_lock_expiry(now + lock, &mut again);
+        let resent = sent_publish(&again[0]);
+        assert_eq!((resent.pkid, resent.dup), (first.pkid, true));
+        assert_eq!(resent.topic, first.topic);
+        assert_eq!(session.next_lock_expiry(), Some(now + lock * 2));
         let saved = session.into_saved();
         assert!(saved.pending_desired.is_empty(), "the store redelivers C2D");
         let (_, actions) = Session::resume(me(), Some(saved));
@@ -828,13 +892,14 @@ mod tests {
     fn cloud_to_device_at_qos0_completes_as_sent_and_needs_the_subscription() {
         let (mut session, _) = Session::resume(me(), None);
         let mut out = Vec::new();
-        session.on_cloud_to_device(vec![delivery(1, false)], &mut out);
+        session.on_cloud_to_device(vec![delivery(1, false)], Instant::now(), &mut out);
         assert!(out.is_empty());
         step(
             &mut session,
             subscribe(&[("devices/d1/messages/devicebound/#", QoS::AtMostOnce)]),
         );
-        session.on_cloud_to_device(vec![delivery(2, false)], &mut out);
+        session.on_cloud_to_device(vec![delivery(2, false)], Instant::now(), &mut out);
+        assert_eq!(session.next_lock_expiry(), None, "QoS 0 is never locked");
         assert_eq!(sent_publish(&out[0]).qos, QoS::AtMostOnce);
         assert_eq!(out[1], Action::CloudToDeviceCompleted(2));
     }
