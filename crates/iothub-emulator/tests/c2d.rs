@@ -357,6 +357,13 @@ async fn the_51st_queued_message_is_refused_with_403004_and_purge_empties_the_qu
         send(&hub, "full", &n.to_string(), &[]).await;
     }
     assert_eq!(message_count(&hub, "full").await, 50);
+    let listed: Value = hub
+        .send(Method::GET, "/devices", "iothubowner", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["cloudToDeviceMessageCount"], 50);
     let res = hub
         .send_with(
             Method::POST,
