@@ -26,6 +26,10 @@ pub struct EmulatorConfig {
     /// Device-to-cloud messages the hub keeps, the most recent ones (default 10,000; at least
     /// one; also bounded by 64 MiB of bodies and properties).
     pub telemetry_capacity: usize,
+    /// How long a write (tags, desired, reported, connection state, a device created or
+    /// deleted) takes to show in query results, as the real hub's query index trails writes;
+    /// twin and device GETs stay current. Zero (the default): queries are current.
+    pub query_lag: Duration,
 }
 
 /// How many connections each listener holds and how long a silent or slow one may stay. The
@@ -72,6 +76,7 @@ impl EmulatorConfig {
             devices: Vec::new(),
             connection_limits: ConnectionLimits::default(),
             telemetry_capacity: crate::telemetry::DEFAULT_TELEMETRY_CAPACITY,
+            query_lag: Duration::ZERO,
         }
     }
 }

@@ -75,6 +75,15 @@ pub enum Step {
     Activity,
     /// Close the connection, for this reason.
     Close(String),
+    /// The device answered the direct-method request `rid` with `status`.
+    MethodResponse {
+        /// The request id.
+        rid: String,
+        /// The status from the response topic.
+        status: i32,
+    },
+    /// The session became ready (`true`) or stopped being ready for direct-method requests.
+    MethodReady(bool),
 }
 
 /// What the hub answered to a twin request.
@@ -182,6 +191,10 @@ fn steps(actions: Vec<Action>) -> Vec<Step> {
             Action::CloudToDeviceWanted
             | Action::CloudToDeviceCompleted(_)
             | Action::Telemetry(_) => None,
+            Action::MethodResponse { rid, status, .. } => {
+                Some(Step::MethodResponse { rid, status })
+            }
+            Action::MethodSubscription(ready) => Some(Step::MethodReady(ready)),
         })
         .collect()
 }

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::c2d::C2dLink;
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
+use super::methods::{DeviceAnswer, DirectMethods};
 use super::session::{Action, CloseReason, Session};
 use super::session_table::{Lease, SessionTable};
 use super::transport::Transport;
@@ -154,13 +155,15 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
-    let link = C2dLink::new(&accepted.identity);
-    let (session, lease, ended) = serve(&mut io, hub, accepted.clone(), lease, inbuf, &link).await;
+    let c2d = C2dLink::new(&accepted.identity);
+    let methods = &endpoint.methods;
+    let (session, lease, ended) =
+        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, &c2d).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
     sessions.detach(lease, saved);
-    link.release(hub);
+    c2d.release(hub);
     record_connection_state(hub, sessions, &accepted);
     io.close().await;
 }
@@ -199,10 +202,11 @@ async fn refuse<T: Transport>(io: &mut T, code: ConnectReturnCode) {
 async fn serve<T: Transport>(
     io: &mut T,
     hub: &Hub,
+    methods: &DirectMethods,
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
-    link: &C2dLink,
+    c2d: &C2dLink,
 ) -> (Session, Lease, Ended) {
     let session_present = lease.saved.is_some();
     let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
@@ -229,8 +233,21 @@ async fn serve<T: Transport>(
     tokio::pin!(expiry, idle, relock, stopped);
 
     let ended = loop {
-        if let Some(ended) =
-            execute(hub, &mut session, &accepted, link, &mut actions, &mut out).await
+        let link = MethodLink {
+            methods,
+            lease: &lease,
+            client_id: &accepted.client_id,
+        };
+        if let Some(ended) = execute(
+            hub,
+            &mut session,
+            &accepted,
+            link,
+            c2d,
+            &mut actions,
+            &mut out,
+        )
+        .await
         {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
             write_before_close(io, &mut out).await;
@@ -260,8 +277,9 @@ async fn serve<T: Transport>(
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
-            () = lease.cloud_to_device.notified() => link.deliver(hub, &mut session, &mut actions),
+            () = lease.cloud_to_device.notified() => c2d.deliver(hub, &mut session, &mut actions),
             () = &mut relock, if lock_expiry.is_some() => session.on_lock_expiry(Instant::now(), &mut actions),
+            Some(request) = lease.method_requests.recv() => session.on_method_request(request, &mut actions),
             read = io.read(&mut inbuf) => match read {
                 Ok(0) => break Ended::PeerClosed,
                 Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),
@@ -296,14 +314,24 @@ fn pending_input(
     None
 }
 
+/// Where a connection's direct-method actions go: answers to the calls in flight, readiness to
+/// the session table.
+#[derive(Clone, Copy)]
+struct MethodLink<'a> {
+    methods: &'a DirectMethods,
+    lease: &'a Lease,
+    client_id: &'a str,
+}
+
 /// Carries out `actions` in order: encodes packets into `out`, runs twin operations against the
-/// hub (feeding their outcome back to the session), records activity. Returns why to close, if
-/// an action says so.
+/// hub (feeding their outcome back to the session), records activity, passes method answers
+/// and method readiness on. Returns why to close, if an action says so.
 async fn execute(
     hub: &Hub,
     session: &mut Session,
     accepted: &Accepted,
-    link: &C2dLink,
+    link: MethodLink<'_>,
+    c2d: &C2dLink,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
@@ -324,21 +352,34 @@ async fn execute(
                 replies.drain(..).find_map(|reply| emit(reply, out))
             }
             Action::CloudToDeviceWanted => {
-                link.deliver(hub, session, &mut replies);
+                c2d.deliver(hub, session, &mut replies);
                 replies.drain(..).find_map(|reply| match reply {
                     Action::CloudToDeviceCompleted(lock) => {
-                        link.complete(hub, lock);
+                        c2d.complete(hub, lock);
                         None
                     }
                     other => emit(other, out),
                 })
             }
             Action::CloudToDeviceCompleted(lock) => {
-                link.complete(hub, lock);
+                c2d.complete(hub, lock);
                 None
             }
             Action::Telemetry(message) => {
                 hub.telemetry().push(*message);
+                None
+            }
+            Action::MethodResponse {
+                rid,
+                status,
+                payload,
+            } => {
+                let answer = DeviceAnswer { status, payload };
+                link.methods.respond(link.client_id, &rid, answer);
+                None
+            }
+            Action::MethodSubscription(ready) => {
+                link.lease.set_methods_ready(ready);
                 None
             }
             other => emit(other, out),
@@ -369,7 +410,9 @@ fn emit(action: Action, out: &mut BytesMut) -> Option<Ended> {
         | Action::Twin(_)
         | Action::CloudToDeviceWanted
         | Action::CloudToDeviceCompleted(_)
-        | Action::Telemetry(_) => None,
+        | Action::Telemetry(_)
+        | Action::MethodResponse { .. }
+        | Action::MethodSubscription(_) => None,
     }
 }
 

@@ -12,7 +12,9 @@
 //!   desired notifications, closing a session on the hub's behalf);
 //! - `driver`: the async loop tying a transport, a session, the session table and the hub
 //!   together;
-//! - `c2d`: a connection's side of cloud-to-device delivery (fetch, complete, release).
+//! - `c2d`: a connection's side of cloud-to-device delivery (fetch, complete, release);
+//! - `methods`: direct-method calls in flight (wait for a subscribed connection, deliver,
+//!   match the answer by `$rid`, fail on disconnect or timeout).
 //!
 //! Connections come in through the shared TLS listener (`crate::listener`) or the HTTPS router's
 //! WebSocket upgrade, and every one of them runs as a task of the emulator's
@@ -30,18 +32,20 @@
 //! its connection and drops its session, and new keys or a disable close its connection; stored
 //! sessions expire an hour after their connection ended; telemetry is acknowledged and kept in the
 //! hub's telemetry buffer; cloud-to-device messages arrive at QoS 1 on
-//! `devices/{id}/messages/devicebound/{property bag}`, complete on their PUBACK and are delivered
-//! again (DUP) to the next connection when not acknowledged.
+//! `devices/{id}/messages/devicebound/{property bag}`, complete on their PUBACK, are sent again
+//! (DUP) when their one-minute lock runs out, and go to the next connection when not
+//! acknowledged; direct-method requests (`methods`: the calls in flight) reach a connection
+//! subscribed to `$iothub/methods/POST/#` at QoS 0 and its `$iothub/methods/res/…` answers end
+//! them.
 //!
-//! Not emulated: module identities (a `device/module` client id is refused: the identity
-//! registry has no modules), direct methods (the subscription is accepted, nothing is ever sent
-//! on it), the optional `$version` precondition on
+//! Not emulated: the optional `$version` precondition on
 //! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
 mod c2d;
 mod codec;
 mod connect;
 mod driver;
+mod methods;
 mod session;
 mod session_table;
 mod topic;
@@ -61,6 +65,7 @@ use crate::hub::Hub;
 use transport::{StreamTransport, WebSocketTransport};
 
 pub(crate) use codec::MAX_PACKET_SIZE;
+pub(crate) use methods::{DeviceAnswer, DirectMethods, MethodCall, MethodError};
 pub(crate) use session_table::SessionTable;
 #[cfg(feature = "fuzzing")]
 pub(crate) use {
@@ -81,6 +86,8 @@ pub(crate) struct Endpoint {
     hub: Hub,
     sessions: SessionTable,
     connections: Connections,
+    /// Direct-method calls in flight to this endpoint's sessions.
+    methods: DirectMethods,
 }
 
 impl Endpoint {
@@ -89,9 +96,15 @@ impl Endpoint {
     pub(crate) fn new(hub: Hub, sessions: SessionTable, connections: Connections) -> Endpoint {
         Endpoint {
             hub,
+            methods: DirectMethods::new(sessions.clone()),
             sessions,
             connections,
         }
+    }
+
+    /// The direct-method calls to this endpoint's sessions (for the REST API).
+    pub(crate) fn methods(&self) -> DirectMethods {
+        self.methods.clone()
     }
 
     /// Serves one MQTT-over-TLS connection, after the listener's handshake.
