@@ -30,6 +30,9 @@ pub struct EmulatorConfig {
     /// deleted) takes to show in query results, as the real hub's query index trails writes;
     /// twin and device GETs stay current. Zero (the default): queries are current.
     pub query_lag: Duration,
+    /// The built-in Event Hub-compatible endpoint's partitions and retention (defaults: 4
+    /// partitions, 32 MiB and one day per partition).
+    pub events: crate::events::EventsConfig,
 }
 
 /// How many connections each listener holds and how long a silent or slow one may stay. The
@@ -77,6 +80,7 @@ impl EmulatorConfig {
             connection_limits: ConnectionLimits::default(),
             telemetry_capacity: crate::telemetry::DEFAULT_TELEMETRY_CAPACITY,
             query_lag: Duration::ZERO,
+            events: crate::events::EventsConfig::default(),
         }
     }
 }

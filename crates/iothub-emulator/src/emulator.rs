@@ -71,6 +71,7 @@ impl Emulator {
             store,
             loaded,
             Arc::new(sessions.clone()),
+            config.events,
         )
         .await?;
         hub.telemetry().set_capacity(config.telemetry_capacity);

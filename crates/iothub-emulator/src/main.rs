@@ -54,6 +54,11 @@ struct Cli {
     /// Device-to-cloud messages the hub keeps (the most recent ones; at least 1).
     #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_TELEMETRY_CAPACITY)]
     telemetry_buffer: usize,
+    /// Partitions of the built-in Event Hub-compatible endpoint (1 to 32; a device's events
+    /// always land in the same one).
+    #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_PARTITIONS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(iothub_emulator::MAX_PARTITIONS)))]
+    partitions: u32,
     /// More logging on stderr (-v: device connections, -vv: debug, -vvv: dependencies too);
     /// RUST_LOG overrides.
     #[arg(short = 'v', long, action = ArgAction::Count)]
@@ -99,6 +104,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         connection_limits: ConnectionLimits::default(),
         telemetry_capacity: cli.telemetry_buffer,
         query_lag: cli.query_lag,
+        events: iothub_emulator::EventsConfig {
+            partitions: cli.partitions,
+            ..iothub_emulator::EventsConfig::default()
+        },
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     let devices = device_strings(&emulator, &cli.devices);

@@ -13,6 +13,9 @@ mod bulk_registry;
 mod c2d;
 /// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
 mod edge;
+/// The event log behind the built-in Event Hub-compatible endpoint: telemetry and the hub's own
+/// events, partitions, order, retention, durability.
+mod event_log;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.

@@ -33,6 +33,7 @@ impl Hub {
         store: Option<Store>,
         loaded: Loaded,
         sessions: Arc<dyn DeviceSessions>,
+        events: crate::events::EventsConfig,
     ) -> Result<Hub, HubError> {
         let (devices, device_etags) = restore_devices(loaded.devices)?;
         let (modules, module_etags) = restore_modules(loaded.modules)?;
@@ -60,6 +61,7 @@ impl Hub {
                 store,
                 c2d,
                 telemetry: crate::telemetry::TelemetryBuffer::default(),
+                events: crate::events::EventLog::new(events),
             }),
         };
         if !new_rows.is_empty() {

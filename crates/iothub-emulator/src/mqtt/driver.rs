@@ -157,8 +157,14 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
 
     let c2d = C2dLink::new(&accepted.identity);
     let methods = &endpoint.methods;
+    // Looked up once: a device deleted or re-created loses this connection.
+    let origin = hub.telemetry_origin(&accepted.client_id);
+    let links = Links {
+        c2d: &c2d,
+        origin: origin.as_ref(),
+    };
     let (session, lease, ended) =
-        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, &c2d).await;
+        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, links).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
@@ -206,7 +212,7 @@ async fn serve<T: Transport>(
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
-    c2d: &C2dLink,
+    links: Links<'_>,
 ) -> (Session, Lease, Ended) {
     let session_present = lease.saved.is_some();
     let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
@@ -243,7 +249,7 @@ async fn serve<T: Transport>(
             &mut session,
             &accepted,
             link,
-            c2d,
+            links,
             &mut actions,
             &mut out,
         )
@@ -277,7 +283,7 @@ async fn serve<T: Transport>(
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
-            () = lease.cloud_to_device.notified() => c2d.deliver(hub, &mut session, &mut actions),
+            () = lease.cloud_to_device.notified() => links.c2d.deliver(hub, &mut session, &mut actions),
             () = &mut relock, if lock_expiry.is_some() => session.on_lock_expiry(Instant::now(), &mut actions),
             Some(request) = lease.method_requests.recv() => session.on_method_request(request, &mut actions),
             read = io.read(&mut inbuf) => match read {
@@ -314,6 +320,14 @@ fn pending_input(
     None
 }
 
+/// The connection's cloud-to-device deliveries and who its telemetry events come from (`None`
+/// only for an identity deleted while it connected; its connection is being closed).
+#[derive(Clone, Copy)]
+struct Links<'a> {
+    c2d: &'a C2dLink,
+    origin: Option<&'a crate::events::TelemetryOrigin>,
+}
+
 /// Where a connection's direct-method actions go: answers to the calls in flight, readiness to
 /// the session table.
 #[derive(Clone, Copy)]
@@ -331,10 +345,11 @@ async fn execute(
     session: &mut Session,
     accepted: &Accepted,
     link: MethodLink<'_>,
-    c2d: &C2dLink,
+    links: Links<'_>,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
+    let c2d = links.c2d;
     // The client id names the twin: `{device}` or `{device}/{module}`.
     let device_id = &accepted.client_id;
     let mut queue = std::mem::take(actions);
@@ -366,6 +381,9 @@ async fn execute(
                 None
             }
             Action::Telemetry(message) => {
+                if let Some(origin) = links.origin {
+                    hub.events().append(origin.event(&message));
+                }
                 hub.telemetry().push(*message);
                 None
             }
