@@ -17,5 +17,7 @@ mod failures;
 mod reconnect;
 /// SAS token renewal, fixed and expired tokens.
 mod sas;
+/// Telemetry with properties, and the method and C2D subscriptions.
+mod telemetry;
 /// Twin GET and reported PATCH, over TLS and WebSockets.
 mod twin;
