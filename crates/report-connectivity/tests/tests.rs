@@ -13,5 +13,7 @@ mod support;
 mod exit_codes;
 /// Long runs: desired patches, reconnects, and how a run ends.
 mod long_running;
+/// Direct methods answered with `--method-response`.
+mod methods;
 /// `--once` over TLS and WebSockets.
 mod once;
