@@ -15,5 +15,7 @@ mod exit_codes;
 mod long_running;
 /// Direct methods answered with `--method-response`.
 mod methods;
+/// Module connection strings.
+mod modules;
 /// `--once` over TLS and WebSockets.
 mod once;
