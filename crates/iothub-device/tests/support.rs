@@ -77,8 +77,8 @@ pub async fn rest(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    // Unconditional updates; a PUT without If-Match creates.
-    let conditional = method != reqwest::Method::PUT;
+    // Unconditional updates and deletes; a PUT without If-Match creates.
+    let conditional = method == reqwest::Method::PATCH || method == reqwest::Method::DELETE;
     let mut request = hub.request(method, path, "iothubowner");
     if conditional {
         request = request.header("if-match", "\"*\"");

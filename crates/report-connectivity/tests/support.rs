@@ -164,14 +164,14 @@ impl Running {
 }
 
 /// A service REST call signed for `iothubowner`: the status and the JSON body (`Null` when
-/// there is none). Updates are unconditional; a PUT (no If-Match) creates.
+/// there is none). PATCH and DELETE are unconditional; a PUT (no If-Match) creates.
 pub async fn rest(
     hub: &TestHub,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let conditional = method != reqwest::Method::PUT;
+    let conditional = method == reqwest::Method::PATCH || method == reqwest::Method::DELETE;
     let mut request = hub.request(method, path, "iothubowner");
     if conditional {
         request = request.header("if-match", "\"*\"");
