@@ -193,3 +193,93 @@ impl futures_util::Stream for MethodRequests {
         self.rx.poll_recv(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(answers: mpsc::UnboundedSender<Answer>) -> MethodRequest {
+        let now = Instant::now();
+        MethodRequest::new(
+            "reboot".into(),
+            br#"{"delay":1}"#.to_vec(),
+            "7".into(),
+            3,
+            now,
+            now + Duration::from_secs(60),
+            answers,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_answer_carries_the_status_and_json_and_waits_for_the_driver() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let r = request(tx);
+        assert_eq!(r.name(), "reboot");
+        assert_eq!(r.payload(), Some(json!({"delay": 1})));
+        let driver = async {
+            match rx.recv().await {
+                Some(Answer::Method {
+                    rid,
+                    epoch,
+                    status,
+                    body,
+                    reply: Some(reply),
+                }) => {
+                    assert_eq!((rid.as_str(), epoch, status), ("7", 3, 201));
+                    assert_eq!(body, br#"{"ok":true}"#);
+                    let _ = reply.send(Ok(()));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let answer = json!({"ok": true});
+        let (answered, ()) = tokio::join!(r.respond(201, &answer), driver);
+        answered.unwrap();
+        assert!(rx.try_recv().is_err(), "answered once, nothing on drop");
+    }
+
+    #[test]
+    fn a_dropped_request_is_answered_500_naming_the_method() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        drop(request(tx));
+        match rx.try_recv() {
+            Ok(Answer::Method {
+                status,
+                body,
+                reply: None,
+                ..
+            }) => {
+                assert_eq!(status, DROPPED_REQUEST_STATUS);
+                let body: Value = serde_json::from_slice(&body).unwrap();
+                assert!(body["message"].as_str().unwrap().contains("'reboot'"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_is_refused_and_the_call_still_answered() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let err = request(tx)
+            .respond(200, &json!("x".repeat(MAX_METHOD_PAYLOAD)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidMessage(_)), "{err:?}");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Answer::Method { status: 500, .. })
+        ));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn payloads_that_are_not_json_stay_readable() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let r = MethodRequest::new("m".into(), b"{x".to_vec(), "1".into(), 1, now, now, tx);
+        assert_eq!(r.payload(), None);
+        assert_eq!(r.payload_bytes(), b"{x");
+    }
+}
