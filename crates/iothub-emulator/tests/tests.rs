@@ -7,6 +7,10 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// The bulk registry operation `POST /devices`: import modes, per-entry errors, atomicity.
+mod bulk_registry;
+/// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
+mod edge;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.
@@ -17,6 +21,8 @@ mod hardening_mqtt;
 mod hardening_rest;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
+/// Direct methods over REST, answered by an MQTT device: wire, timeouts, disconnects, limits.
+mod methods;
 /// Module identities and module twins over REST and MQTT, `devices.modules` queries.
 mod modules;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
@@ -25,6 +31,8 @@ mod mqtt_connect;
 mod mqtt_twin;
 /// MQTT over WebSockets on the HTTPS port.
 mod mqtt_websocket;
+/// `--query-lag`: queries trail writes, GETs stay current.
+mod query_lag;
 /// Registry statistics through creates, disables, deletes, rollbacks and restarts.
 mod registry_statistics;
 /// REST: statistics, devices, authentication, error format, fault injection, shutdown.
