@@ -13,6 +13,8 @@ mod support;
 mod desired;
 /// Terminal failures: rejected or revoked credentials, unreachable hub, untrusted certificate.
 mod failures;
+/// Direct methods invoked over REST.
+mod methods;
 /// Module identities from module connection strings.
 mod modules;
 /// Dropped and refused connections.

@@ -1,4 +1,5 @@
-//! A module connection string: the tool reports to the module's twin, over TLS and WebSockets.
+//! A module connection string: the tool reports to the module's twin and answers the module's
+//! methods, over TLS and WebSockets.
 
 use std::time::Duration;
 
@@ -44,7 +45,16 @@ async fn a_module_connection_string_reports_to_the_module_twin() {
     let ws_host = hub.device_connection_ws("cli-mod").host_name;
     let conn = add_module(&hub, "cli-mod", "ws-mod", &ws_host).await;
     let mut cmd = hub.command(&conn);
-    cmd.args(["--transport", "mqtt-ws", "-o", "json", "--duration", "60s"]);
+    cmd.args([
+        "--transport",
+        "mqtt-ws",
+        "-o",
+        "json",
+        "--duration",
+        "60s",
+        "--method-response",
+        "ping=200:\"pong\"",
+    ]);
     let mut child = Running::spawn(cmd);
     let connected = child.next_event("connected", Duration::from_secs(20)).await;
     assert_eq!(connected["deviceId"], "cli-mod");
@@ -57,6 +67,25 @@ async fn a_module_connection_string_reports_to_the_module_twin() {
         twin["properties"]["reported"]["connectivity"]["type"],
         "cellular"
     );
+    // The module answers its own methods.
+    let (status, answer) = tokio::time::timeout(
+        Duration::from_secs(60),
+        rest(
+            &hub,
+            Method::POST,
+            "/twins/cli-mod/modules/ws-mod/methods",
+            Some(serde_json::json!({"methodName": "ping"})),
+        ),
+    )
+    .await
+    .expect("the hub answers in time");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        serde_json::json!({"status": 200, "payload": "pong"})
+    );
+    let event = child.next_event("method", Duration::from_secs(10)).await;
+    assert_eq!(event["name"], "ping");
     child.signal("INT");
     assert_eq!(child.wait(Duration::from_secs(20)).await, Some(0));
 }
