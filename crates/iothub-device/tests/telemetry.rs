@@ -1,10 +1,10 @@
-//! Telemetry with properties, acknowledged by the hub (PUBACK), over TLS and WebSockets; the
-//! method and C2D subscriptions granted; messages refused locally.
+//! Telemetry with properties, acknowledged by the hub (PUBACK), over TLS and WebSockets, as the
+//! hub parsed it; the method and C2D subscriptions granted; messages refused locally.
 
 use iothub_device::{DeviceClient, Error, Message, MAX_TELEMETRY_SIZE};
 use iothub_emulator::test_support::TestHub;
 
-use crate::support::{DeviceHub, PROMPTLY};
+use crate::support::{add_module, DeviceHub, PROMPTLY};
 
 fn reading(i: u32) -> Message {
     Message::new(format!(r#"{{"temperature":{i}}}"#))
@@ -76,4 +76,59 @@ async fn oversized_telemetry_is_refused_before_sending() {
         .await
         .expect("a normal message");
     client.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_reads_the_body_and_every_property_back() {
+    let hub = TestHub::start().await;
+    hub.add_device("dev-props").await;
+    let device = DeviceClient::connect(hub.device_connection("dev-props"), hub.options())
+        .await
+        .expect("connect");
+    device
+        .send_telemetry(
+            &reading(7)
+                .with_correlation_id("corr/7")
+                .with_property("unit", "°C"),
+        )
+        .await
+        .expect("acknowledged");
+    let module_conn = add_module(&hub, "dev-props", "sensor").await;
+    let module = DeviceClient::connect(module_conn, hub.options())
+        .await
+        .expect("module connects");
+    module
+        .send_telemetry(&Message::new("m").with_property("k", "v"))
+        .await
+        .expect("acknowledged");
+
+    let received = hub.wait_for_telemetry(2).await;
+    let first = &received[0];
+    assert_eq!(
+        (first.device_id.as_str(), first.module_id.as_deref()),
+        ("dev-props", None)
+    );
+    assert_eq!(&first.body[..], br#"{"temperature":7}"#);
+    assert_eq!(first.system.message_id.as_deref(), Some("msg 7"));
+    assert_eq!(first.system.correlation_id.as_deref(), Some("corr/7"));
+    assert_eq!(
+        first.system.content_type.as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(first.system.content_encoding.as_deref(), Some("utf-8"));
+    assert_eq!(
+        first.properties,
+        [
+            ("alert".to_owned(), Some("high & rising".to_owned())),
+            ("unit".to_owned(), Some("°C".to_owned())),
+        ]
+    );
+    let second = &received[1];
+    assert_eq!(
+        (second.device_id.as_str(), second.module_id.as_deref()),
+        ("dev-props", Some("sensor"))
+    );
+    assert_eq!(second.properties, [("k".to_owned(), Some("v".to_owned()))]);
+    device.disconnect().await;
+    module.disconnect().await;
 }

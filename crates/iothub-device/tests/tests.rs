@@ -9,6 +9,8 @@
 /// Client options for the test hub, and shared helpers.
 mod support;
 
+/// Cloud-to-device messages: properties, completion, redelivery.
+mod c2d;
 /// Desired-property updates, live and after being offline.
 mod desired;
 /// Terminal failures: rejected or revoked credentials, unreachable hub, untrusted certificate.
