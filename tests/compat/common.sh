@@ -38,8 +38,12 @@ stop_emulator() {
 
 # One venv for every Python suite; pinned official SDKs. Sets PYTHON. Never skips: a failed
 # install is a failed suite.
+# run-all.sh installs once for every runner and sets COMPAT_SDKS_INSTALLED=1 (an install that
+# failed there already failed the suite).
 python_with_sdks() {
   local venv="$COMPAT_DIR/.venv"
+  PYTHON="$venv/bin/python"
+  [ "${COMPAT_SDKS_INSTALLED:-}" = 1 ] && return 0
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" || fail "cannot create a Python venv in $venv (install python3-venv)"
   fi
@@ -51,6 +55,7 @@ python_with_sdks() {
 # The pinned official Node SDKs (tests/compat/node/package-lock.json). Never skips: a failed
 # install is a failed suite.
 node_with_sdks() {
+  [ "${COMPAT_SDKS_INSTALLED:-}" = 1 ] && return 0
   command -v node >/dev/null || fail "node is not installed: install Node.js 18+ (apt-get install nodejs npm)"
   (cd "$COMPAT_DIR/node" && npm ci --no-audit --no-fund --loglevel=error) \
     || fail "npm ci failed: cannot install the official Node SDKs (tests/compat/node/package-lock.json)"
