@@ -4,8 +4,8 @@ answers, over MQTT (8883) and MQTT over WebSockets (443).
 
 Usage: REQUESTS_CA_BUNDLE=<ca.pem> python python_methods.py <ready-file> GROUP...
   device   methods on devices: round trip over MQTT and WebSockets, a 504 when the device does
-           not answer in time (a late answer is dropped), 404 DeviceNotOnline for a device that
-           is not connected
+           not answer in time (a late answer is dropped), connectTimeoutInSeconds waiting for a
+           device that connects later, 404 DeviceNotOnline for a device that is not connected
   module   a method on a module identity, answered by IoTHubModuleClient
 Each flow prints `== flow: NAME`; the first mismatch prints `compat flow FAILED: NAME`, exit 1.
 """
@@ -132,6 +132,27 @@ def device_flows(ready, registry, ca_pem):
                   f"after a late answer the next call gets its own answer ({result.status}, {result.payload})")
         finally:
             client.shutdown()
+
+    with flow("python methods: connectTimeoutInSeconds waits for the device to come online"):
+        # The device connects only after the call was made; the hub holds the call until then.
+        clients = []
+        connector = threading.Timer(2.0, lambda: clients.append(connect(IoTHubDeviceClient, devices[MQTT_DEVICE], ca_pem)))
+        started = time.monotonic()
+        connector.start()
+        try:
+            result = registry.invoke_device_method(
+                MQTT_DEVICE,
+                CloudToDeviceMethod(method_name="echo", payload="late riser", connect_timeout_in_seconds=30,
+                                    response_timeout_in_seconds=30),
+            )
+            elapsed = time.monotonic() - started
+            check(result.status == 200 and result.payload == {"echo": "late riser"},
+                  f"the call made before the device connected is answered ({result.status}, {result.payload})")
+            check(elapsed >= 1.5, f"the answer came after the device connected ({elapsed:.1f} s)")
+        finally:
+            connector.join()
+            for client, _ in clients:
+                client.shutdown()
 
     with flow("python methods: a registered device that is not connected is 404 DeviceNotOnline"):
         started = time.monotonic()
