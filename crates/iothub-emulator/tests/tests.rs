@@ -17,6 +17,8 @@ mod hardening_mqtt;
 mod hardening_rest;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
+/// Module identities and module twins over REST and MQTT, `devices.modules` queries.
+mod modules;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
 mod mqtt_connect;
 /// The device twin over MQTT: GET, reported PATCH, desired pushes, topic and QoS rules.

@@ -9,10 +9,10 @@ impl Hub {
     /// Records a device's MQTT connect or disconnect. `seq` numbers the report (the session
     /// table's count): a report older than the last one recorded arrived late and is ignored, so
     /// the state always reflects the latest connect or disconnect.
+    /// `device_id` is the connection's client id: a module's is `{deviceId}/{moduleId}`.
     pub(crate) fn set_connected(&self, device_id: &str, connected: bool, seq: u64) {
         let mut state = self.lock();
-        if let Some(entry) = state.devices.get_mut(device_id) {
-            let conn = &mut entry.record.connection;
+        if let Some((conn, twin_doc)) = state.connection_mut(device_id) {
             if seq <= conn.state_seq {
                 return;
             }
@@ -21,19 +21,20 @@ impl Hub {
             conn.connected = connected;
             conn.state_updated_time = Some(now.clone());
             conn.last_activity_time = Some(now);
-            entry.invalidate();
+            *twin_doc = None;
         }
     }
 
-    /// Records device activity (`lastActivityTime`).
+    /// Records device (or, for a client id `{deviceId}/{moduleId}`, module) activity
+    /// (`lastActivityTime`).
     pub(crate) fn record_activity(&self, device_id: &str) {
         let mut state = self.lock();
-        if let Some(entry) = state.devices.get_mut(device_id) {
+        if let Some((conn, twin_doc)) = state.connection_mut(device_id) {
             let now = now_iso();
-            if let Some(Value::Object(doc)) = &mut entry.twin_doc {
+            if let Some(Value::Object(doc)) = twin_doc {
                 doc.insert("lastActivityTime".into(), Value::String(now.clone()));
             }
-            entry.record.connection.last_activity_time = Some(now);
+            conn.last_activity_time = Some(now);
         }
     }
 }

@@ -50,6 +50,22 @@ impl Authentication {
         }
     }
 
+    /// The identity JSON's `authentication` member (keys included: only registry readers see it).
+    pub(super) fn identity_json(&self) -> Value {
+        let symmetric = match self {
+            Authentication::Sas { primary, secondary } => json!({
+                "primaryKey": primary.expose_base64(),
+                "secondaryKey": secondary.expose_base64(),
+            }),
+            _ => json!({"primaryKey": null, "secondaryKey": null}),
+        };
+        json!({
+            "symmetricKey": symmetric,
+            "x509Thumbprint": self.thumbprints(),
+            "type": self.type_name(),
+        })
+    }
+
     fn thumbprints(&self) -> Value {
         match self {
             Authentication::SelfSigned {
@@ -79,6 +95,12 @@ mod key_serde {
     }
 }
 
+/// An identity etag (device or module): base64 of the ASCII decimal counter
+/// (ARCHITECTURE.md#wire-facts).
+pub(super) fn identity_etag(counter: u64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(counter.to_string())
+}
+
 /// Everything the hub knows about one device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceRecord {
@@ -105,6 +127,12 @@ pub struct DeviceRecord {
     pub connection: ConnectionInfo,
 }
 
+impl super::TwinRecord for DeviceRecord {
+    fn twin_json(&self) -> Value {
+        DeviceRecord::twin_json(self)
+    }
+}
+
 /// Live connection state, fed by the MQTT endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionInfo {
@@ -118,74 +146,58 @@ pub struct ConnectionInfo {
     pub state_seq: u64,
 }
 
-impl DeviceRecord {
-    /// The identity etag: base64 of the ASCII decimal counter (ARCHITECTURE.md#wire-facts).
-    pub fn etag(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.etag_counter.to_string())
-    }
-
-    fn status(&self) -> &'static str {
-        if self.enabled {
-            "enabled"
-        } else {
-            "disabled"
-        }
-    }
-
-    fn connection_state(&self) -> &'static str {
-        if self.connection.connected {
+impl ConnectionInfo {
+    /// `connectionState`.
+    pub(super) fn state_name(&self) -> &'static str {
+        if self.connected {
             "Connected"
         } else {
             "Disconnected"
         }
     }
+}
 
-    /// The device-identity JSON of `GET /devices/{id}` (ARCHITECTURE.md#service-rest-api).
-    pub fn identity_json(&self) -> Value {
-        let never = || clock::DEVICE_NEVER.to_string();
-        let symmetric = match &self.authentication {
-            Authentication::Sas { primary, secondary } => json!({
-                "primaryKey": primary.expose_base64(),
-                "secondaryKey": secondary.expose_base64(),
-            }),
-            _ => json!({"primaryKey": null, "secondaryKey": null}),
-        };
-        json!({
-            "deviceId": self.device_id,
-            "generationId": self.generation_id,
-            "etag": self.etag(),
-            "connectionState": self.connection_state(),
-            "status": self.status(),
-            "statusReason": self.status_reason,
-            "connectionStateUpdatedTime": self.connection.state_updated_time.clone().unwrap_or_else(never),
-            "statusUpdatedTime": self.status_updated_time.clone().unwrap_or_else(never),
-            "lastActivityTime": self.connection.last_activity_time.clone().unwrap_or_else(never),
-            "cloudToDeviceMessageCount": 0,
-            "authentication": {
-                "symmetricKey": symmetric,
-                "x509Thumbprint": self.authentication.thumbprints(),
-                "type": self.authentication.type_name(),
-            },
-            "capabilities": {"iotEdge": self.iot_edge},
-            "deviceScope": null,
-            "parentScopes": [],
-        })
-    }
+/// What a twin document shows of its identity: the members device and module twins share, in
+/// the hub's order (ARCHITECTURE.md#service-rest-api).
+pub(super) struct TwinHeader<'a> {
+    /// Device id.
+    pub device_id: &'a str,
+    /// Module id, for a module twin (written right after `deviceId`).
+    pub module_id: Option<&'a str>,
+    /// The identity etag (`deviceEtag`).
+    pub identity_etag: String,
+    /// `status`.
+    pub status: &'static str,
+    /// When the status last changed.
+    pub status_updated_time: Option<&'a str>,
+    /// Connection state.
+    pub connection: &'a ConnectionInfo,
+    /// Credentials (`authenticationType`, `x509Thumbprint`).
+    pub authentication: &'a Authentication,
+    /// The twin itself.
+    pub twin: &'a TwinState,
+}
 
-    /// The twin document of `GET /twins/{id}` and of `SELECT * FROM devices`
-    /// (ARCHITECTURE.md#service-rest-api).
-    pub fn twin_json(&self) -> Value {
+impl TwinHeader<'_> {
+    /// The twin document up to and including `properties`.
+    pub(super) fn render(&self) -> Map<String, Value> {
         let never = || clock::TWIN_NEVER.to_string();
         let mut doc = Map::new();
         doc.insert("deviceId".into(), json!(self.device_id));
+        if let Some(module_id) = self.module_id {
+            doc.insert("moduleId".into(), json!(module_id));
+        }
         doc.insert("etag".into(), json!(self.twin.etag_string()));
-        doc.insert("deviceEtag".into(), json!(self.etag()));
-        doc.insert("status".into(), json!(self.status()));
+        doc.insert("deviceEtag".into(), json!(self.identity_etag));
+        doc.insert("status".into(), json!(self.status));
         doc.insert(
             "statusUpdateTime".into(),
-            json!(self.status_updated_time.clone().unwrap_or_else(never)),
+            json!(self.status_updated_time.map_or_else(never, str::to_string)),
         );
-        doc.insert("connectionState".into(), json!(self.connection_state()));
+        doc.insert(
+            "connectionState".into(),
+            json!(self.connection.state_name()),
+        );
         doc.insert(
             "lastActivityTime".into(),
             json!(self
@@ -210,6 +222,59 @@ impl DeviceRecord {
             "properties".into(),
             json!({"desired": self.twin.desired.render(), "reported": self.twin.reported.render()}),
         );
+        doc
+    }
+}
+
+impl DeviceRecord {
+    /// The identity etag: base64 of the ASCII decimal counter (ARCHITECTURE.md#wire-facts).
+    pub fn etag(&self) -> String {
+        identity_etag(self.etag_counter)
+    }
+
+    fn status(&self) -> &'static str {
+        if self.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    }
+
+    /// The device-identity JSON of `GET /devices/{id}` (ARCHITECTURE.md#service-rest-api).
+    pub fn identity_json(&self) -> Value {
+        let never = || clock::DEVICE_NEVER.to_string();
+        json!({
+            "deviceId": self.device_id,
+            "generationId": self.generation_id,
+            "etag": self.etag(),
+            "connectionState": self.connection.state_name(),
+            "status": self.status(),
+            "statusReason": self.status_reason,
+            "connectionStateUpdatedTime": self.connection.state_updated_time.clone().unwrap_or_else(never),
+            "statusUpdatedTime": self.status_updated_time.clone().unwrap_or_else(never),
+            "lastActivityTime": self.connection.last_activity_time.clone().unwrap_or_else(never),
+            "cloudToDeviceMessageCount": 0,
+            "authentication": self.authentication.identity_json(),
+            "capabilities": {"iotEdge": self.iot_edge},
+            "deviceScope": null,
+            "parentScopes": [],
+        })
+    }
+
+    /// The twin document of `GET /twins/{id}` and of `SELECT * FROM devices`
+    /// (ARCHITECTURE.md#service-rest-api).
+    pub fn twin_json(&self) -> Value {
+        let mut doc = TwinHeader {
+            device_id: &self.device_id,
+            module_id: None,
+            identity_etag: self.etag(),
+            status: self.status(),
+            status_updated_time: self.status_updated_time.as_deref(),
+            connection: &self.connection,
+            authentication: &self.authentication,
+            twin: &self.twin,
+        }
+        .render();
         doc.insert("capabilities".into(), json!({"iotEdge": self.iot_edge}));
         Value::Object(doc)
     }

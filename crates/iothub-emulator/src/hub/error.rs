@@ -17,6 +17,33 @@ pub enum HubError {
     /// A create-only PUT hit an existing device.
     #[error("a device with ID '{0}' is already registered")]
     DeviceAlreadyExists(String),
+    /// No module with this id on the device.
+    #[error("module '{module}' not found on device '{device}'")]
+    ModuleNotFound {
+        /// Device id.
+        device: String,
+        /// Module id.
+        module: String,
+    },
+    /// A create-only module PUT hit an existing module.
+    #[error("a module with ID '{module}' is already registered on device '{device}'")]
+    ModuleAlreadyExists {
+        /// Device id.
+        device: String,
+        /// Module id.
+        module: String,
+    },
+    /// The device already has the most modules a device may have.
+    #[error("device '{device}' already has {limit} modules, the most a device may have")]
+    TooManyModules {
+        /// Device id.
+        device: String,
+        /// The bound.
+        limit: usize,
+    },
+    /// A `deviceScope` or `parentScopes` value breaks the registry's IoT Edge rules.
+    #[error("{0}")]
+    InvalidDeviceScope(String),
     /// An `If-Match` etag did not match the current one.
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
@@ -41,6 +68,11 @@ impl HubError {
         match self {
             HubError::DeviceNotFound(_) => 404,
             HubError::DeviceAlreadyExists(_) => 409,
+            HubError::ModuleNotFound { .. } => 404,
+            HubError::ModuleAlreadyExists { .. } => 409,
+            // The error number 413003 carries the status, as the hub's codes do.
+            HubError::TooManyModules { .. } => 413,
+            HubError::InvalidDeviceScope(_) => 400,
             HubError::PreconditionFailed(_) => 412,
             HubError::InvalidArgument(_) => 400,
             HubError::Throttled => 429,
@@ -54,6 +86,10 @@ impl HubError {
         match self {
             HubError::DeviceNotFound(_) => "DeviceNotFound",
             HubError::DeviceAlreadyExists(_) => "DeviceAlreadyExists",
+            HubError::ModuleNotFound { .. } => "ModuleNotFound",
+            HubError::ModuleAlreadyExists { .. } => "ModuleAlreadyExistsOnDevice",
+            HubError::TooManyModules { .. } => "TooManyModulesOnDevice",
+            HubError::InvalidDeviceScope(_) => "InvalidDeviceScope",
             HubError::PreconditionFailed(_) => "PreconditionFailed",
             HubError::InvalidArgument(_) => "ArgumentInvalid",
             HubError::Throttled => "ThrottlingException",

@@ -3,6 +3,7 @@
 use iothub_auth::SharedAccessKey;
 use serde_json::Value;
 
+use super::modules::device_module_keys;
 use super::twin::TwinState;
 use super::{
     clock, now_iso, validate_device_id, AuthSpec, Authentication, ConnectionInfo, DeviceAuth,
@@ -62,8 +63,9 @@ impl Hub {
         if_match: &IfMatch,
     ) -> Result<Value, HubError> {
         let authentication = resolve_auth(spec.authentication)?;
-        let (json, pending, revoked) = {
+        let (json, pending, revoked, modules) = {
             let mut state = self.lock();
+            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
             state.etag_counter += 1;
             let counter = state.etag_counter;
             let mut entry = state
@@ -78,6 +80,8 @@ impl Hub {
             }
             let revoked =
                 !spec.enabled || credentials_changed(&record.authentication, &authentication);
+            // A disabled device's modules cannot connect either.
+            let modules = if spec.enabled { Vec::new() } else { modules };
             record.enabled = spec.enabled;
             record.status_reason = spec.status_reason;
             record.authentication = authentication;
@@ -89,7 +93,8 @@ impl Hub {
             entry.invalidate();
             // Settles the enabled count before the write is handed on.
             drop(entry);
-            (json, self.submit(&mut state, vec![op], undo, None), revoked)
+            let pending = self.submit(&mut state, vec![op], undo, None);
+            (json, pending, revoked, modules)
         };
         pending.committed().await?;
         if revoked {
@@ -97,10 +102,14 @@ impl Hub {
             // does; CONNECT with them is refused from now on.
             self.shared.sessions.disconnect(id);
         }
+        for key in &modules {
+            self.shared.sessions.disconnect(key);
+        }
         Ok(json)
     }
 
-    /// Deletes a device, then closes its MQTT connection and forgets its session.
+    /// Deletes a device and its modules (one commit), then closes their MQTT connections and
+    /// forgets their sessions.
     ///
     /// # Errors
     /// Unknown device, etag mismatch, storage failure.
@@ -109,7 +118,7 @@ impl Hub {
         id: &str,
         if_match: Option<&IfMatch>,
     ) -> Result<(), HubError> {
-        let pending = {
+        let (pending, modules) = {
             let mut state = self.lock();
             let entry = state
                 .devices
@@ -118,16 +127,33 @@ impl Hub {
             if let Some(cond) = if_match {
                 cond.check(&entry.record.etag(), "Device version")?;
             }
+            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
             let previous = state.devices.remove(id).map(|e| Box::new(e.record));
-            let undo = Undo::Device {
+            let mut undos = vec![Undo::Device {
                 id: id.to_string(),
                 previous,
+            }];
+            let mut ops = vec![WriteOp::DeleteDevice { id: id.to_string() }];
+            for key in &modules {
+                let previous = state.modules.remove(key).map(|e| Box::new(e.record));
+                undos.push(Undo::Module {
+                    key: key.clone(),
+                    previous,
+                });
+                ops.push(WriteOp::DeleteModule { key: key.clone() });
+            }
+            let undo = if self.shared.store.is_some() {
+                Undo::Batch(undos)
+            } else {
+                Undo::Nothing
             };
-            let op = WriteOp::DeleteDevice { id: id.to_string() };
-            self.submit(&mut state, vec![op], undo, None)
+            (self.submit(&mut state, ops, undo, None), modules)
         };
         pending.committed().await?;
         self.shared.sessions.device_deleted(id);
+        for key in &modules {
+            self.shared.sessions.device_deleted(key);
+        }
         Ok(())
     }
 
@@ -185,7 +211,7 @@ impl Hub {
     }
 }
 
-fn resolve_auth(spec: AuthSpec) -> Result<Authentication, HubError> {
+pub(super) fn resolve_auth(spec: AuthSpec) -> Result<Authentication, HubError> {
     Ok(match spec {
         AuthSpec::Sas {
             primary: None,
@@ -216,7 +242,7 @@ fn resolve_auth(spec: AuthSpec) -> Result<Authentication, HubError> {
 }
 
 /// Whether `new` credentials differ from `old` (tokens signed with the old ones stop working).
-fn credentials_changed(old: &Authentication, new: &Authentication) -> bool {
+pub(super) fn credentials_changed(old: &Authentication, new: &Authentication) -> bool {
     match (old, new) {
         (
             Authentication::Sas { primary, secondary },

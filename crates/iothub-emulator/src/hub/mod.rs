@@ -19,12 +19,14 @@ mod error;
 mod identities;
 mod ids;
 mod limits;
+mod modules;
 mod policy;
 mod properties;
 mod query;
 mod restore;
 mod table;
 mod twin;
+mod twin_target;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -49,16 +51,19 @@ pub(crate) use limits::{
     validate_patch as validate_twin_patch, validate_section as validate_twin_section,
     MAX_PROPERTIES_BYTES, MAX_TAGS_BYTES,
 };
+pub(crate) use modules::{ModuleRecord, ModuleSpec};
 pub(crate) use properties::ClearedSections;
 #[cfg(feature = "fuzzing")]
 pub(crate) use properties::{apply_reported_patch, apply_service_write};
 #[cfg(feature = "fuzzing")]
 pub(crate) use twin::TwinState;
+pub(crate) use twin_target::TwinId;
 
 /// A committed desired-properties change, for the device's MQTT session.
 #[derive(Debug, Clone)]
 pub(crate) struct DesiredPatch {
-    /// Which device.
+    /// Whose session: the device id, or the module's client id `{deviceId}/{moduleId}` for a
+    /// module twin (the session table is keyed by client id).
     pub device_id: String,
     /// The new desired `$version`.
     pub version: u64,
@@ -215,6 +220,9 @@ struct State {
     /// Ordered by id: query paging resumes after the last returned key. Keeps the registry
     /// counts as entries come and go, rollbacks included.
     devices: DeviceTable,
+    /// Module identities and twins by client id `{deviceId}/{moduleId}` (ids contain no `/`,
+    /// so a device's modules are the keys starting with `{deviceId}/`).
+    modules: BTreeMap<String, ModuleEntry>,
     policies: BTreeMap<String, Policy>,
     /// Hub-wide identity etag counter.
     etag_counter: u64,
@@ -236,6 +244,15 @@ enum Undo {
         /// The record as committed.
         previous: Option<Box<DeviceRecord>>,
     },
+    /// The module's record before the write; `None` if it did not exist.
+    Module {
+        /// Client id `{deviceId}/{moduleId}`.
+        key: String,
+        /// The record as committed.
+        previous: Option<Box<ModuleRecord>>,
+    },
+    /// Several undos of one write (a device delete with its modules), undone last to first.
+    Batch(Vec<Undo>),
 }
 
 impl State {
@@ -243,10 +260,14 @@ impl State {
     /// kept as it is now.
     fn roll_back_uncommitted(&mut self) {
         while let Some(undo) = self.uncommitted.pop_back() {
-            let Undo::Device { id, previous } = undo else {
-                continue;
-            };
-            match previous {
+            self.undo(undo);
+        }
+    }
+
+    fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Nothing => {}
+            Undo::Device { id, previous } => match previous {
                 Some(mut record) => {
                     if let Some(current) = self.devices.get(&id) {
                         record.connection = current.record.connection.clone();
@@ -256,21 +277,49 @@ impl State {
                 None => {
                     self.devices.remove(&id);
                 }
+            },
+            Undo::Module { key, previous } => match previous {
+                Some(mut record) => {
+                    if let Some(current) = self.modules.get(&key) {
+                        record.connection = current.record.connection.clone();
+                    }
+                    self.modules.insert(key, ModuleEntry::new(*record));
+                }
+                None => {
+                    self.modules.remove(&key);
+                }
+            },
+            Undo::Batch(undos) => {
+                for undo in undos.into_iter().rev() {
+                    self.undo(undo);
+                }
             }
         }
     }
 }
 
-struct Entry {
-    record: DeviceRecord,
-    /// The rendered twin document, cached for queries and GETs; `None` after a change (a write
-    /// renders the document once for its response and does not pay for caching it).
+/// A record whose twin document the hub renders (a device or a module).
+trait TwinRecord {
+    /// The twin document of `GET /twins/…` and of queries.
+    fn twin_json(&self) -> Value;
+}
+
+/// A record with its rendered twin document, cached for queries and GETs; the cache is `None`
+/// after a change (a write renders the document once for its response and does not pay for
+/// caching it).
+struct Cached<R> {
+    record: R,
     twin_doc: Option<Value>,
 }
 
-impl Entry {
-    fn new(record: DeviceRecord) -> Entry {
-        Entry {
+/// A device table entry.
+type Entry = Cached<DeviceRecord>;
+/// A module table entry.
+type ModuleEntry = Cached<ModuleRecord>;
+
+impl<R: TwinRecord> Cached<R> {
+    fn new(record: R) -> Cached<R> {
+        Cached {
             record,
             twin_doc: None,
         }
@@ -282,7 +331,7 @@ impl Entry {
 
     /// The twin document, rendered on first use after a change.
     fn twin_doc(&mut self) -> &Value {
-        let Entry { record, twin_doc } = self;
+        let Cached { record, twin_doc } = self;
         twin_doc.get_or_insert_with(|| record.twin_json())
     }
 }
@@ -413,9 +462,13 @@ impl Hub {
         self.lock().policies.get(name).cloned()
     }
 
-    /// Whether a device with this id is registered.
+    /// Whether a device with this id is registered; for a module's client id
+    /// `{deviceId}/{moduleId}`, whether that module is.
     pub(crate) fn device_exists(&self, device_id: &str) -> bool {
-        self.lock().devices.contains_key(device_id)
+        match TwinId::from_client_id(device_id) {
+            TwinId::Device(id) => self.lock().devices.contains_key(id),
+            TwinId::Module { device, module } => self.module_exists(device, module),
+        }
     }
 
     /// A device's SAS keys; `None` for unknown devices and devices without SAS authentication.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::twin::{Section, TwinState};
+use super::twin_target::TwinId;
 use super::{limits, now_iso, DesiredPatch, Hub, HubError, IfMatch, TwinWrite, TwinWriteMode};
 use crate::persist::AfterCommit;
 
@@ -15,11 +16,15 @@ impl Hub {
     /// # Errors
     /// `DeviceNotFound`.
     pub fn twin_json(&self, id: &str) -> Result<Value, HubError> {
-        self.lock()
-            .devices
-            .get_mut(id)
-            .map(|e| e.twin_doc().clone())
-            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
+        self.twin_document(TwinId::Device(id))
+    }
+
+    /// The full twin document of a device or a module.
+    ///
+    /// # Errors
+    /// `DeviceNotFound`, `ModuleNotFound`.
+    pub(crate) fn twin_document(&self, id: TwinId<'_>) -> Result<Value, HubError> {
+        Ok(self.lock().twin_slot(id)?.twin_doc().clone())
     }
 
     /// Applies a service twin write (PATCH or PUT) and returns the new twin document. A change
@@ -35,8 +40,13 @@ impl Hub {
         write: TwinWrite,
         if_match: Option<&IfMatch>,
     ) -> Result<Value, HubError> {
-        self.update_twin_clearing(id, write, ClearedSections::default(), if_match)
-            .await
+        self.update_twin_clearing(
+            TwinId::Device(id),
+            write,
+            ClearedSections::default(),
+            if_match,
+        )
+        .await
     }
 
     /// Applies a service twin write (PATCH or PUT) and returns the new twin document; a PATCH
@@ -49,7 +59,7 @@ impl Hub {
     /// Unknown device, etag mismatch, content rules (400), storage failure.
     pub(crate) async fn update_twin_clearing(
         &self,
-        id: &str,
+        id: TwinId<'_>,
         write: TwinWrite,
         cleared: ClearedSections,
         if_match: Option<&IfMatch>,
@@ -57,48 +67,43 @@ impl Hub {
         let write = CheckedWrite::new(write, cleared)?;
         let (doc, pending) = {
             let mut state = self.lock();
-            let entry = state
-                .devices
-                .get_mut(id)
-                .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+            let mut slot = state.twin_slot(id)?;
             if let Some(cond) = if_match {
-                cond.check(&entry.record.twin.etag_string(), "Twin etag")?;
+                cond.check(&slot.twin().etag_string(), "Twin etag")?;
             }
             if write.is_empty() {
-                return Ok(entry.twin_doc().clone());
+                return Ok(slot.twin_doc().clone());
             }
-            let undo = self.device_undo(id, Some(&entry.record));
-            let change = write.apply(&mut entry.record.twin)?;
-            let op = Self::put_device_op(&entry.record)?;
-            entry.invalidate();
+            let undo = slot.undo(self);
+            let change = write.apply(slot.twin_mut())?;
+            let op = slot.put_op()?;
+            slot.invalidate();
             let after_commit = change.map(|(version, patch)| {
                 let change = DesiredPatch {
-                    device_id: id.to_string(),
+                    device_id: id.client_id(),
                     version,
                     patch,
                 };
                 let sessions = Arc::clone(&self.shared.sessions);
                 Box::new(move || sessions.desired_changed(change)) as AfterCommit
             });
-            let doc = entry.record.twin_json();
+            let doc = slot.render();
             (doc, self.submit(&mut state, vec![op], undo, after_commit))
         };
         pending.committed().await?;
         Ok(doc)
     }
 
-    /// `{"desired":{…,"$version":n},"reported":{…,"$version":m}}` as the device's twin GET returns.
+    /// `{"desired":{…,"$version":n},"reported":{…,"$version":m}}` as the device's twin GET
+    /// returns; `client_id` is the connection's: `{deviceId}`, or `{deviceId}/{moduleId}` for
+    /// the module twin.
     ///
     /// # Errors
-    /// `DeviceNotFound`.
-    pub(crate) fn device_twin_properties(&self, device_id: &str) -> Result<Value, HubError> {
-        let state = self.lock();
-        let twin = &state
-            .devices
-            .get(device_id)
-            .ok_or_else(|| HubError::DeviceNotFound(device_id.to_string()))?
-            .record
-            .twin;
+    /// `DeviceNotFound`, `ModuleNotFound`.
+    pub(crate) fn device_twin_properties(&self, client_id: &str) -> Result<Value, HubError> {
+        let mut state = self.lock();
+        let slot = state.twin_slot(TwinId::from_client_id(client_id))?;
+        let twin = slot.twin();
         Ok(serde_json::json!({
             "desired": twin.desired.render_for_device(),
             "reported": twin.reported.render_for_device(),
@@ -106,10 +111,11 @@ impl Hub {
     }
 
     /// Applies a device's reported-properties patch, as a device's twin PATCH over MQTT does;
-    /// returns the new reported `$version` once the change has committed.
+    /// returns the new reported `$version` once the change has committed. `device_id` may also
+    /// be a module's client id, `{deviceId}/{moduleId}`, for its module twin.
     ///
     /// # Errors
-    /// Not an object, content rules (400), unknown device, storage failure.
+    /// Not an object, content rules (400), unknown device or module, storage failure.
     pub async fn patch_reported(&self, device_id: &str, patch: Value) -> Result<u64, HubError> {
         let Value::Object(patch) = patch else {
             return Err(HubError::InvalidArgument(
@@ -119,20 +125,17 @@ impl Hub {
         limits::validate_patch("properties.reported", &patch)?;
         let (version, pending) = {
             let mut state = self.lock();
-            let entry = state
-                .devices
-                .get_mut(device_id)
-                .ok_or_else(|| HubError::DeviceNotFound(device_id.to_string()))?;
-            let undo = self.device_undo(device_id, Some(&entry.record));
+            let mut slot = state.twin_slot(TwinId::from_client_id(device_id))?;
+            let undo = slot.undo(self);
             let now = now_iso();
-            let section = merged_reported(&entry.record.twin.reported, &patch, &now)?;
+            let section = merged_reported(&slot.twin().reported, &patch, &now)?;
             let version = section.version;
-            let record = &mut entry.record;
-            record.twin.reported = section;
-            record.twin.version += 1;
-            record.connection.last_activity_time = Some(now);
-            let op = Self::put_device_op(record)?;
-            entry.invalidate();
+            let twin = slot.twin_mut();
+            twin.reported = section;
+            twin.version += 1;
+            slot.connection_mut().last_activity_time = Some(now);
+            let op = slot.put_op()?;
+            slot.invalidate();
             (version, self.submit(&mut state, vec![op], undo, None))
         };
         pending.committed().await?;

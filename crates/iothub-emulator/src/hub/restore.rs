@@ -8,7 +8,10 @@ use iothub_auth::SharedAccessKey;
 
 use super::policy::default_policies;
 use super::table::DeviceTable;
-use super::{DeviceRecord, DeviceSessions, Entry, Hub, HubError, Policy, Shared, State, Undo};
+use super::{
+    DeviceRecord, DeviceSessions, Entry, Hub, HubError, ModuleEntry, ModuleRecord, Policy, Shared,
+    State, Undo,
+};
 use crate::faults::Faults;
 use crate::persist::{Loaded, PersistError, Store, WriteOp};
 
@@ -31,13 +34,16 @@ impl Hub {
         loaded: Loaded,
         sessions: Arc<dyn DeviceSessions>,
     ) -> Result<Hub, HubError> {
-        let (devices, etag_counter) = restore_devices(loaded.devices)?;
+        let (devices, device_etags) = restore_devices(loaded.devices)?;
+        let (modules, module_etags) = restore_modules(loaded.modules)?;
+        let etag_counter = device_etags.max(module_etags);
         let (policies, new_rows) = restore_policies(loaded.policies)?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 hostname,
                 state: Mutex::new(State {
                     devices,
+                    modules,
                     policies,
                     etag_counter,
                     uncommitted: VecDeque::new(),
@@ -76,6 +82,20 @@ fn restore_devices(rows: Vec<(String, String)>) -> Result<(DeviceTable, u64), Hu
         devices.insert(id, Entry::new(record));
     }
     Ok((devices, etag_counter))
+}
+
+/// The modules by client id, and the highest identity etag counter among them.
+fn restore_modules(
+    rows: Vec<(String, String)>,
+) -> Result<(BTreeMap<String, ModuleEntry>, u64), HubError> {
+    let mut modules = BTreeMap::new();
+    let mut etag_counter = 0;
+    for (key, doc) in rows {
+        let record: ModuleRecord = serde_json::from_str(&doc).map_err(|e| corrupt(&key, e))?;
+        etag_counter = etag_counter.max(record.etag_counter);
+        modules.insert(key, ModuleEntry::new(record));
+    }
+    Ok((modules, etag_counter))
 }
 
 /// Every default policy with its stored keys, or fresh keys plus the rows that store them.

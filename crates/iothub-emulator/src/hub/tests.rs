@@ -301,7 +301,12 @@ async fn a_patch_with_null_sections_clears_them_and_tells_the_device() {
         desired: true,
     };
     let after = hub
-        .update_twin_clearing("d1", write(None, None), both, None)
+        .update_twin_clearing(
+            crate::hub::TwinId::Device("d1"),
+            write(None, None),
+            both,
+            None,
+        )
         .await
         .unwrap();
     assert!(
@@ -336,7 +341,12 @@ async fn a_patch_with_null_sections_clears_them_and_tells_the_device() {
         .await
         .unwrap();
     let mixed = hub
-        .update_twin_clearing("d1", write(None, Some(json!({"m": 1}))), tags_only, None)
+        .update_twin_clearing(
+            crate::hub::TwinId::Device("d1"),
+            write(None, Some(json!({"m": 1}))),
+            tags_only,
+            None,
+        )
         .await
         .unwrap();
     assert!(mixed.get("tags").is_none(), "{mixed}");

@@ -5,7 +5,8 @@
 //! * Username: `{host}/{clientId}/?api-version=…&…`, parsed leniently: the query is ignored,
 //!   a missing `?` (old C SDK) or a missing trailing part is tolerated, any `:port` on the host
 //!   is ignored.
-//! * Password: a SAS token for `{host}/devices/{id}` signed with a device key, or signed with a
+//! * Password: a SAS token for `{host}/devices/{id}` signed with a device key (for a module
+//!   `{host}/devices/{id}/modules/{mid}` signed with the module's own key), or signed with a
 //!   policy key that grants DeviceConnect (`skn`).
 //!
 //! Every refusal is answered with CONNACK 5 (IoT Hub never sends the other codes for bad
@@ -45,6 +46,8 @@ pub trait Credentials {
     fn hostname(&self) -> &str;
     /// The device's keys and whether it is enabled; `None` if it is not registered.
     fn device_keys(&self, device_id: &str) -> Option<(KeyPair, bool)>;
+    /// The module's own keys and whether its device is enabled; `None` if it is not registered.
+    fn module_keys(&self, device_id: &str, module_id: &str) -> Option<(KeyPair, bool)>;
     /// A shared access policy's keys and whether it grants DeviceConnect; `None` if unknown.
     fn policy_keys(&self, policy: &str) -> Option<(KeyPair, bool)>;
 }
@@ -83,9 +86,9 @@ pub enum Refusal {
     /// No password: X.509 authentication is not emulated.
     #[error("no SAS token in the password field")]
     MissingPassword,
-    /// Module identities are not part of the emulated registry.
-    #[error("module identities are not supported by the emulator ('{0}')")]
-    ModuleNotSupported(String),
+    /// The module is not registered (or has no SAS keys).
+    #[error("module '{0}' is not registered")]
+    UnknownModule(String),
     /// The device is not registered.
     #[error("device '{0}' is not registered")]
     UnknownDevice(String),
@@ -136,16 +139,15 @@ pub fn authenticate(
     if login.password.is_empty() {
         return Err(Refusal::MissingPassword);
     }
-    if let Some(module) = &identity.module_id {
-        return Err(Refusal::ModuleNotSupported(format!(
-            "{}/{module}",
-            identity.device_id
-        )));
-    }
     let token = ParsedSas::parse(&login.password)?;
-    let (device_keys, enabled) = credentials
-        .device_keys(&identity.device_id)
-        .ok_or_else(|| Refusal::UnknownDevice(identity.device_id.clone()))?;
+    let (device_keys, enabled) = match &identity.module_id {
+        None => credentials
+            .device_keys(&identity.device_id)
+            .ok_or_else(|| Refusal::UnknownDevice(identity.device_id.clone()))?,
+        Some(module) => credentials
+            .module_keys(&identity.device_id, module)
+            .ok_or_else(|| Refusal::UnknownModule(connect.client_id.clone()))?,
+    };
     if !enabled {
         return Err(Refusal::DeviceDisabled(identity.device_id.clone()));
     }
@@ -161,7 +163,10 @@ pub fn authenticate(
             keys
         }
     };
-    let resource = format!("{hostname}/devices/{}", identity.device_id);
+    let resource = match &identity.module_id {
+        None => format!("{hostname}/devices/{}", identity.device_id),
+        Some(module) => format!("{hostname}/devices/{}/modules/{module}", identity.device_id),
+    };
     token.authorize(&[&keys.primary, &keys.secondary], now_unix, &resource)?;
     Ok(Accepted {
         identity,
@@ -241,6 +246,7 @@ mod tests {
     struct Table {
         device: KeyPair,
         other: KeyPair,
+        module: KeyPair,
         policy: KeyPair,
     }
 
@@ -253,6 +259,13 @@ mod tests {
                 "d1" => Some((self.device.clone(), true)),
                 "d2" => Some((self.other.clone(), true)),
                 "off" => Some((self.device.clone(), false)),
+                _ => None,
+            }
+        }
+        fn module_keys(&self, device: &str, module: &str) -> Option<(KeyPair, bool)> {
+            match (device, module) {
+                ("d1", "m1") => Some((self.module.clone(), true)),
+                ("off", "m1") => Some((self.module.clone(), false)),
                 _ => None,
             }
         }
@@ -276,6 +289,7 @@ mod tests {
         Table {
             device: pair(),
             other: pair(),
+            module: pair(),
             policy: pair(),
         }
     }
@@ -445,9 +459,58 @@ mod tests {
                 ),
                 |r| matches!(r, Refusal::DeviceDisabled(_)),
             ),
+            // A module signs with its own key, for its own resource.
             (
-                connect("d1/m1", "localhost/d1/m1/?api-version=x", &good),
-                |r| matches!(r, Refusal::ModuleNotSupported(_)),
+                connect(
+                    "d1/m1",
+                    "localhost/d1/m1/?api-version=x",
+                    &token(
+                        "localhost/devices/d1/modules/m2",
+                        &t.module.primary,
+                        None,
+                        NOW + 60,
+                    ),
+                ),
+                |r| matches!(r, Refusal::Token(SasError::OutOfScope { .. })),
+            ),
+            (
+                connect(
+                    "d1/m1",
+                    "localhost/d1/m1/?api-version=x",
+                    &token(
+                        "localhost/devices/d1/modules/m1",
+                        &t.device.primary,
+                        None,
+                        NOW + 60,
+                    ),
+                ),
+                |r| matches!(r, Refusal::Token(SasError::BadSignature)),
+            ),
+            (
+                connect(
+                    "d1/m2",
+                    "localhost/d1/m2/",
+                    &token(
+                        "localhost/devices/d1/modules/m2",
+                        &t.module.primary,
+                        None,
+                        NOW + 60,
+                    ),
+                ),
+                |r| matches!(r, Refusal::UnknownModule(_)),
+            ),
+            (
+                connect(
+                    "off/m1",
+                    "localhost/off/m1/",
+                    &token(
+                        "localhost/devices/off/modules/m1",
+                        &t.module.primary,
+                        None,
+                        NOW + 60,
+                    ),
+                ),
+                |r| matches!(r, Refusal::DeviceDisabled(_)),
             ),
             (connect("", "localhost//", &good), |r| {
                 matches!(r, Refusal::BadClientId(_))
@@ -466,6 +529,32 @@ mod tests {
                 "refusal text leaks the token"
             );
         }
+    }
+
+    #[test]
+    fn a_module_connects_with_its_own_key_or_a_device_connect_policy() {
+        let t = table();
+        let own = token(
+            "localhost/devices/d1/modules/m1",
+            &t.module.secondary,
+            None,
+            NOW + 60,
+        );
+        let accepted = authenticate(
+            &connect("d1/m1", "localhost/d1/m1/?api-version=2021-04-12", &own),
+            &t,
+            NOW,
+        )
+        .expect("module key");
+        assert_eq!(accepted.client_id, "d1/m1");
+        assert_eq!(accepted.identity.module_id.as_deref(), Some("m1"));
+        let policy = token(
+            "localhost/devices/d1/modules/m1",
+            &t.policy.primary,
+            Some("device"),
+            NOW + 60,
+        );
+        assert!(authenticate(&connect("d1/m1", "localhost/d1/m1/", &policy), &t, NOW).is_ok());
     }
 
     #[test]

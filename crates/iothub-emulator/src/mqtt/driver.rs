@@ -48,6 +48,16 @@ impl Credentials for Hub {
         })
     }
 
+    fn module_keys(&self, device_id: &str, module_id: &str) -> Option<(KeyPair, bool)> {
+        Hub::module_keys(self, device_id, module_id).map(|auth| {
+            let keys = KeyPair {
+                primary: auth.primary,
+                secondary: auth.secondary,
+            };
+            (keys, auth.enabled)
+        })
+    }
+
     fn policy_keys(&self, policy: &str) -> Option<(KeyPair, bool)> {
         Hub::policy(self, policy).map(|p| {
             let keys = KeyPair {
@@ -128,7 +138,7 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
         // A stored session goes back as it was (a deleted device's is dropped by the table).
         let saved = lease.saved.take();
         sessions.detach(lease, saved);
-        let what = if hub.device_exists(&accepted.identity.device_id) {
+        let what = if hub.device_exists(&accepted.client_id) {
             "credentials revoked while connecting"
         } else {
             "device deleted while connecting"
@@ -282,7 +292,8 @@ async fn execute(
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
-    let device_id = &accepted.identity.device_id;
+    // The client id names the twin: `{device}` or `{device}/{module}`.
+    let device_id = &accepted.client_id;
     let mut queue = std::mem::take(actions);
     let mut replies = Vec::new();
     let mut pending = queue.drain(..);
@@ -374,7 +385,7 @@ async fn read_packet<T: Transport>(
 /// [`SessionTable::connection_state`]).
 fn record_connection_state(hub: &Hub, sessions: &SessionTable, accepted: &Accepted) {
     let state = sessions.connection_state(&accepted.client_id);
-    hub.set_connected(&accepted.identity.device_id, state.connected, state.seq);
+    hub.set_connected(&accepted.client_id, state.connected, state.seq);
 }
 
 /// The monotonic instant at which the wall clock reaches `unix_secs`.

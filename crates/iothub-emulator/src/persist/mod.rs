@@ -46,6 +46,18 @@ pub(crate) enum WriteOp {
         /// Device id.
         id: String,
     },
+    /// Insert or replace a module (identity + twin) as JSON.
+    PutModule {
+        /// The module's client id, `{deviceId}/{moduleId}` (primary key).
+        key: String,
+        /// Serialized `ModuleRecord`.
+        doc: String,
+    },
+    /// Remove a module.
+    DeleteModule {
+        /// The module's client id.
+        key: String,
+    },
     /// Insert or replace a policy's keys as JSON.
     PutPolicy {
         /// Policy name.
@@ -60,6 +72,8 @@ impl std::fmt::Debug for WriteOp {
         match self {
             WriteOp::PutDevice { id, .. } => write!(f, "PutDevice({id:?}, <redacted>)"),
             WriteOp::DeleteDevice { id } => write!(f, "DeleteDevice({id:?})"),
+            WriteOp::PutModule { key, .. } => write!(f, "PutModule({key:?}, <redacted>)"),
+            WriteOp::DeleteModule { key } => write!(f, "DeleteModule({key:?})"),
             WriteOp::PutPolicy { name, .. } => write!(f, "PutPolicy({name:?}, <redacted>)"),
         }
     }

@@ -13,6 +13,8 @@ use super::PersistError;
 pub(crate) struct Loaded {
     /// `(device id, DeviceRecord JSON)`.
     pub devices: Vec<(String, String)>,
+    /// `(module client id "{deviceId}/{moduleId}", ModuleRecord JSON)`.
+    pub modules: Vec<(String, String)>,
     /// `(policy name, keys JSON)`.
     pub policies: Vec<(String, String)>,
 }
@@ -37,6 +39,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
         conn.execute_batch(
             "BEGIN EXCLUSIVE;
              CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS modules (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              COMMIT;",
         )?;
@@ -81,13 +84,18 @@ fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads every device and policy row.
+/// Reads every device, module and policy row.
 pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
     let mut loaded = Loaded::default();
     let mut stmt = conn.prepare("SELECT id, doc FROM devices ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
         loaded.devices.push(row?);
+    }
+    let mut stmt = conn.prepare("SELECT id, doc FROM modules ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        loaded.modules.push(row?);
     }
     let mut stmt = conn.prepare("SELECT name, doc FROM policies ORDER BY name")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;

@@ -75,12 +75,17 @@ fn commit(conn: &mut Connection, batch: &[Submitted]) -> Result<(), PersistError
         let mut put_device =
             tx.prepare_cached("INSERT OR REPLACE INTO devices (id, doc) VALUES (?1, ?2)")?;
         let mut delete_device = tx.prepare_cached("DELETE FROM devices WHERE id = ?1")?;
+        let mut put_module =
+            tx.prepare_cached("INSERT OR REPLACE INTO modules (id, doc) VALUES (?1, ?2)")?;
+        let mut delete_module = tx.prepare_cached("DELETE FROM modules WHERE id = ?1")?;
         let mut put_policy =
             tx.prepare_cached("INSERT OR REPLACE INTO policies (name, doc) VALUES (?1, ?2)")?;
         for op in batch.iter().flat_map(|submitted| &submitted.ops) {
             match op {
                 WriteOp::PutDevice { id, doc } => put_device.execute((id, doc))?,
                 WriteOp::DeleteDevice { id } => delete_device.execute([id])?,
+                WriteOp::PutModule { key, doc } => put_module.execute((key, doc))?,
+                WriteOp::DeleteModule { key } => delete_module.execute([key])?,
                 WriteOp::PutPolicy { name, doc } => put_policy.execute((name, doc))?,
             };
         }

@@ -131,7 +131,7 @@ fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, Ap
     })
 }
 
-fn parse_auth(auth: &Map<String, Value>) -> Result<AuthSpec, ApiError> {
+pub(super) fn parse_auth(auth: &Map<String, Value>) -> Result<AuthSpec, ApiError> {
     let kind = present(auth, "type")
         .and_then(Value::as_str)
         .unwrap_or("sas");

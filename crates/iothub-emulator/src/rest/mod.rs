@@ -5,6 +5,7 @@ mod api_version;
 mod auth;
 mod devices;
 mod error;
+mod modules;
 mod query;
 mod request;
 mod response;
@@ -40,6 +41,17 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
         .route(
             "/twins/{id}",
             get(twins::get).patch(twins::patch).put(twins::put),
+        )
+        .route("/devices/{id}/modules", get(modules::list))
+        .route(
+            "/devices/{id}/modules/{mid}",
+            get(modules::get).put(modules::put).delete(modules::delete),
+        )
+        .route(
+            "/twins/{id}/modules/{mid}",
+            get(twins::get_module)
+                .patch(twins::patch_module)
+                .put(twins::put_module),
         )
         .route_layer(axum::middleware::from_fn(api_version::require_api_version));
     let admin = Router::new()

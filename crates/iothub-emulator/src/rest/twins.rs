@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 
 use super::auth::{need, Caller};
 use super::error::ApiError;
+use super::modules::ModulePath;
 use super::request::{if_match, member, parse_object, present, PathId};
 use super::response::JsonResponse;
-use crate::hub::{ClearedSections, Hub, HubError, TwinWrite, TwinWriteMode};
+use crate::hub::{ClearedSections, Hub, HubError, TwinId, TwinWrite, TwinWriteMode};
 
 fn injected_fault(hub: &Hub) -> Result<(), ApiError> {
     match hub.faults().take_twin_failure() {
@@ -30,6 +31,51 @@ pub async fn get(
     caller.require(need::SERVICE_OR_READ)?;
     injected_fault(&hub)?;
     Ok(JsonResponse::ok(hub.twin_json(&id)?))
+}
+
+/// `GET /twins/{id}/modules/{mid}`.
+pub async fn get_module(
+    State(hub): State<Hub>,
+    caller: Caller,
+    ModulePath(device, module): ModulePath,
+) -> Result<JsonResponse, ApiError> {
+    caller.require(need::SERVICE_OR_READ)?;
+    injected_fault(&hub)?;
+    let id = TwinId::Module {
+        device: &device,
+        module: &module,
+    };
+    Ok(JsonResponse::ok(hub.twin_document(id)?))
+}
+
+/// `PATCH /twins/{id}/modules/{mid}`.
+pub async fn patch_module(
+    State(hub): State<Hub>,
+    caller: Caller,
+    ModulePath(device, module): ModulePath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<JsonResponse, ApiError> {
+    let id = TwinId::Module {
+        device: &device,
+        module: &module,
+    };
+    write_twin(&hub, &caller, id, &headers, &body, TwinWriteMode::Patch).await
+}
+
+/// `PUT /twins/{id}/modules/{mid}`.
+pub async fn put_module(
+    State(hub): State<Hub>,
+    caller: Caller,
+    ModulePath(device, module): ModulePath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<JsonResponse, ApiError> {
+    let id = TwinId::Module {
+        device: &device,
+        module: &module,
+    };
+    write_twin(&hub, &caller, id, &headers, &body, TwinWriteMode::Replace).await
 }
 
 /// `PATCH /twins/{id}`.
@@ -62,11 +108,23 @@ async fn write(
     body: Bytes,
     mode: TwinWriteMode,
 ) -> Result<JsonResponse, ApiError> {
+    write_twin(&hub, &caller, TwinId::Device(&id), &headers, &body, mode).await
+}
+
+/// A twin PATCH or PUT of a device or module twin: one path for both.
+async fn write_twin(
+    hub: &Hub,
+    caller: &Caller,
+    id: TwinId<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+    mode: TwinWriteMode,
+) -> Result<JsonResponse, ApiError> {
     caller.require(need::SERVICE_OR_WRITE)?;
-    injected_fault(&hub)?;
-    let (write, cleared) = parse_write(&body, mode)?;
+    injected_fault(hub)?;
+    let (write, cleared) = parse_write(body, mode)?;
     let twin = hub
-        .update_twin_clearing(&id, write, cleared, if_match(&headers).as_ref())
+        .update_twin_clearing(id, write, cleared, if_match(headers).as_ref())
         .await?;
     Ok(JsonResponse::ok(twin))
 }
