@@ -58,6 +58,19 @@ def send_c2d(hub, device_id, body, message_id, correlation_id, properties):
     return hub.request("POST", f"/devices/{device_id}/messages/deviceBound", headers, body.encode())
 
 
+def send_c2d_like_explorer(hub, device_id, body, message_id):
+    """Azure IoT Explorer's headers: every property row (its "system property" picks too) as an
+    `iothub-app-` header, `Content-Encoding: utf-8`. (Explorer also percent-encodes the whole
+    path, `/devices%2F{id}%2Fmessages%2FdeviceBound`; the emulator does not route that yet.)"""
+    headers = {
+        "iothub-app-messageId": message_id,
+        "iothub-app-ack": "positive",
+        "iothub-app-shade": "teal",
+        "Content-Encoding": "utf-8",
+    }
+    return hub.request("POST", f"/devices/{device_id}/messages/deviceBound", headers, body.encode())
+
+
 def wait_for_feedback(hub, runtime, message_id):
     """Reads feedback batches until one holds a record for `message_id`; completes every batch
     it reads (by the lock token in its ETag) so other batches come forward. Returns the record."""
@@ -87,14 +100,27 @@ def exercise(label, websockets, device_id, device_cs, ca_pem, hub, runtime):
         client = IoTHubDeviceClient.create_from_connection_string(
             device_cs, server_verification_cert=ca_pem, websockets=websockets
         )
+        # A message sent while the device is offline waits in its queue.
+        queued_id = str(uuid.uuid4())
+        response = send_c2d_like_explorer(hub, device_id, f"queued for {label}", queued_id)
+        check(response.status_code == 204,
+              f"an IoT Explorer-style POST (iothub-app- rows only) answers 204 ({response.status_code}: {response.text[:200]})")
         client.connect()
         messages = queue.Queue()
         # The sync setter returns once the hub acknowledged the devicebound subscription.
         client.on_message_received = messages.put
         try:
+            message = next_item(messages, "the message queued while offline arrives after connect")
+            check(message.data == f"queued for {label}".encode(), f"the queued body ({message.data!r})")
+            check(message.message_id == queued_id, f"Explorer's messageId row became the message id ({message.message_id})")
+            check(message.ack == "positive", f"Explorer's ack row became the ack ({message.ack})")
+            check(message.custom_properties == {"shade": "teal"}, f"Explorer's other rows are custom properties ({message.custom_properties})")
+            record = wait_for_feedback(hub, runtime, queued_id)
+            check(record.get("statusCode") == "Success", f"positive feedback for the queued message ({record})")
+
             message_id = str(uuid.uuid4())
             correlation_id = f"corr-{label}"
-            body = json.dumps({"command": "blink", "transport": label, "text": "grüße"})
+            body = json.dumps({"command": "blink", "transport": label, "text": "grüße"}, ensure_ascii=False)
             properties = {"color": "blue", "note": "two words & a / slash"}
             response = send_c2d(hub, device_id, body, message_id, correlation_id, properties)
             check(response.status_code == 204, f"POST messages/deviceBound answers 204 ({response.status_code}: {response.text[:200]})")
