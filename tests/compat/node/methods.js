@@ -3,7 +3,7 @@
 // a module) answers, over MQTT (8883) and MQTT over WebSockets (443).
 //
 // Usage: NODE_EXTRA_CA_CERTS=<ca.pem> node methods.js <ready-file> GROUP...
-//   device   round trip over Mqtt and MqttWs, 504 when the device does not answer in time (a late
+//   device   round trip over Mqtt and MqttWs, 8 calls in flight on one device, 504 when the device does not answer in time (a late
 //            answer is dropped), 404 DeviceNotOnline for a registered device that is not connected
 //   module   Client.invokeDeviceMethod(deviceId, moduleId, ...) answered by a ModuleClient
 'use strict';
@@ -102,6 +102,25 @@ async function deviceFlows(ready, service) {
       }
     });
   }
+
+  await flow('node methods: several calls in flight at once on one device, each gets its own answer', async () => {
+    const client = await openClient(DeviceClient, Mqtt, ready.devices[MQTT_DEVICE], ready.ca);
+    try {
+      await withMethods(client, (name, handler) => client.onDeviceMethod(name, handler));
+      const calls = [];
+      for (let i = 0; i < 8; i += 1) {
+        calls.push(service.invokeDeviceMethod(MQTT_DEVICE, { methodName: 'echo', payload: { call: i } }));
+      }
+      const results = await Promise.all(calls);
+      results.forEach(({ result }, i) => {
+        assert.strictEqual(result.status, 200);
+        assert.deepStrictEqual(result.payload, { echo: { call: i } }, `call ${i} gets its own answer`);
+      });
+      step('8 concurrent calls on one device, each answered with its own payload');
+    } finally {
+      await client.close();
+    }
+  });
 
   await flow('node methods: no answer within responseTimeoutInSeconds is a 504, a late answer is dropped', async () => {
     const client = await openClient(DeviceClient, Mqtt, ready.devices[MQTT_DEVICE], ready.ca);
