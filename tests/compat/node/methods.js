@@ -3,8 +3,9 @@
 // a module) answers, over MQTT (8883) and MQTT over WebSockets (443).
 //
 // Usage: NODE_EXTRA_CA_CERTS=<ca.pem> node methods.js <ready-file> GROUP...
-//   device   round trip over Mqtt and MqttWs, 8 calls in flight on one device, 504 when the device does not answer in time (a late
-//            answer is dropped), 404 DeviceNotOnline for a registered device that is not connected
+//   device   round trip over Mqtt and MqttWs, 8 calls in flight on one device, 504 when the
+//            device does not answer in time (a late answer is dropped), 404 DeviceNotOnline for
+//            a registered device that is not connected
 //   module   Client.invokeDeviceMethod(deviceId, moduleId, ...) answered by a ModuleClient
 'use strict';
 
