@@ -7,6 +7,10 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// The bulk registry operation `POST /devices`: import modes, per-entry errors, atomicity.
+mod bulk_registry;
+/// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
+mod edge;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.

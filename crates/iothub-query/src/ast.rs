@@ -382,11 +382,14 @@ pub enum Function {
     StartsWith,
     /// `ENDSWITH(s, suffix)`, case-sensitive.
     EndsWith,
+    /// `ARRAY_CONTAINS(array, value)`: an element of the array property equals the value
+    /// (how tools list an IoT Edge parent's children through `parentScopes`).
+    ArrayContains,
 }
 
 impl Function {
     /// All functions, for name lookup.
-    pub const ALL: [Function; 10] = [
+    pub const ALL: [Function; 11] = [
         Function::IsDefined,
         Function::IsNull,
         Function::IsBool,
@@ -397,6 +400,7 @@ impl Function {
         Function::IsPrimitive,
         Function::StartsWith,
         Function::EndsWith,
+        Function::ArrayContains,
     ];
 
     /// Canonical (upper-case) name.
@@ -412,13 +416,14 @@ impl Function {
             Function::IsPrimitive => "IS_PRIMITIVE",
             Function::StartsWith => "STARTSWITH",
             Function::EndsWith => "ENDSWITH",
+            Function::ArrayContains => "ARRAY_CONTAINS",
         }
     }
 
     /// How many arguments it takes.
     pub fn arity(self) -> usize {
         match self {
-            Function::StartsWith | Function::EndsWith => 2,
+            Function::StartsWith | Function::EndsWith | Function::ArrayContains => 2,
             _ => 1,
         }
     }

@@ -317,5 +317,18 @@ fn call<'a>(func: Function, args: &'a [Code], twin: &'a Value) -> Val<'a> {
             }),
             _ => Val::Undefined,
         },
+        // Only a property can hold an array with contents (array constants keep none).
+        Function::ArrayContains => match args.first() {
+            Some(Code::Path(path)) => match path.resolve(twin) {
+                Some(Value::Array(items)) => {
+                    let wanted = arg(1);
+                    is(items.iter().any(|item| {
+                        compare(BinaryOp::Eq, Val::from_json(item), wanted) == Val::Bool(true)
+                    }))
+                }
+                _ => Val::Undefined,
+            },
+            _ => Val::Undefined,
+        },
     }
 }

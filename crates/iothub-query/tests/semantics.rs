@@ -138,6 +138,11 @@ fn type_semantics_table() {
         ("startswith(tags.s, 'AB')", F),
         ("ENDSWITH(tags.s, 'bc')", T),
         ("EndsWith(tags.s, 'b')", F),
+        ("ARRAY_CONTAINS(tags.a, 2)", T),
+        ("array_contains(tags.a, 3)", F),
+        ("ARRAY_CONTAINS(tags.a, '1')", F),
+        ("ARRAY_CONTAINS(tags.s, 'a')", U),
+        ("ARRAY_CONTAINS([1, 2], 1)", U),
         ("STARTSWITH(tags.n, '5')", U),
         ("STARTSWITH(tags.missing, 'a')", U),
         // top-level fields match case-insensitively, nested ones exactly

@@ -120,6 +120,12 @@ pub struct DeviceRecord {
     pub authentication: Authentication,
     /// `capabilities.iotEdge`.
     pub iot_edge: bool,
+    /// `deviceScope`: an Edge device's own scope, or a leaf device's parent's.
+    #[serde(default)]
+    pub device_scope: Option<String>,
+    /// `parentScopes`: the parent's scope, if the device has a parent.
+    #[serde(default)]
+    pub parent_scopes: Vec<String>,
     /// Twin content and counters.
     pub twin: TwinState,
     /// Connection state is not durable: after a restart every device is disconnected.
@@ -256,8 +262,8 @@ impl DeviceRecord {
             "cloudToDeviceMessageCount": 0,
             "authentication": self.authentication.identity_json(),
             "capabilities": {"iotEdge": self.iot_edge},
-            "deviceScope": null,
-            "parentScopes": [],
+            "deviceScope": self.device_scope,
+            "parentScopes": self.parent_scopes,
         })
     }
 
@@ -276,6 +282,12 @@ impl DeviceRecord {
         }
         .render();
         doc.insert("capabilities".into(), json!({"iotEdge": self.iot_edge}));
+        // Twins of Edge devices and of their children carry the scopes (queries such as
+        // `array_contains(parentScopes, …)` list a parent's children).
+        if self.device_scope.is_some() || !self.parent_scopes.is_empty() {
+            doc.insert("deviceScope".into(), json!(self.device_scope));
+            doc.insert("parentScopes".into(), json!(self.parent_scopes));
+        }
         Value::Object(doc)
     }
 }

@@ -3,11 +3,12 @@
 use iothub_auth::SharedAccessKey;
 use serde_json::Value;
 
+use super::edge::{system_modules, Scopes};
 use super::modules::device_module_keys;
 use super::twin::TwinState;
 use super::{
     clock, now_iso, validate_device_id, AuthSpec, Authentication, ConnectionInfo, DeviceAuth,
-    DeviceRecord, DeviceSpec, Entry, Hub, HubError, IfMatch, RegistryStatistics, Undo,
+    DeviceRecord, DeviceSpec, Entry, Hub, HubError, IfMatch, ModuleEntry, RegistryStatistics, Undo,
 };
 use crate::persist::WriteOp;
 
@@ -28,25 +29,40 @@ impl Hub {
             if state.devices.contains_key(id) {
                 return Err(HubError::DeviceAlreadyExists(id.to_string()));
             }
+            let generation_id = clock::dotnet_ticks_now().to_string();
+            let scopes =
+                state.resolve_scopes(id, &generation_id, spec.iot_edge, None, &spec.scopes)?;
             state.etag_counter += 1;
             let now = now_iso();
             let record = DeviceRecord {
                 device_id: id.to_string(),
-                generation_id: clock::dotnet_ticks_now().to_string(),
+                generation_id,
                 etag_counter: state.etag_counter,
                 enabled: spec.enabled,
                 status_reason: spec.status_reason,
                 status_updated_time: None,
                 authentication,
                 iot_edge: spec.iot_edge,
+                device_scope: scopes.device_scope,
+                parent_scopes: scopes.parent_scopes,
                 twin: TwinState::new(&now),
                 connection: ConnectionInfo::default(),
             };
-            let op = Self::put_device_op(&record)?;
+            let mut ops = vec![Self::put_device_op(&record)?];
             let json = record.identity_json();
             state.devices.insert(id.to_string(), Entry::new(record));
-            let undo = self.device_undo(id, None);
-            (json, self.submit(&mut state, vec![op], undo, None))
+            let mut undos = vec![self.device_undo(id, None)];
+            if spec.iot_edge {
+                let mut counter = state.etag_counter;
+                for (key, module) in system_modules(id, &mut counter) {
+                    ops.push(Self::put_module_op(&key, &module)?);
+                    undos.push(self.module_undo(&key, None));
+                    state.modules.insert(key, ModuleEntry::new(module));
+                }
+                state.etag_counter = counter;
+            }
+            let undo = Undo::Batch(undos);
+            (json, self.submit(&mut state, ops, undo, None))
         };
         pending.committed().await?;
         Ok(json)
@@ -66,6 +82,24 @@ impl Hub {
         let (json, pending, revoked, modules) = {
             let mut state = self.lock();
             let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
+            let scopes = {
+                let current = state
+                    .devices
+                    .get(id)
+                    .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+                let record = &current.record;
+                let own = Scopes {
+                    device_scope: record.device_scope.clone(),
+                    parent_scopes: record.parent_scopes.clone(),
+                };
+                state.resolve_scopes(
+                    id,
+                    &record.generation_id,
+                    spec.iot_edge,
+                    Some(&own),
+                    &spec.scopes,
+                )?
+            };
             state.etag_counter += 1;
             let counter = state.etag_counter;
             let mut entry = state
@@ -86,6 +120,8 @@ impl Hub {
             record.status_reason = spec.status_reason;
             record.authentication = authentication;
             record.iot_edge = spec.iot_edge;
+            record.device_scope = scopes.device_scope;
+            record.parent_scopes = scopes.parent_scopes;
             record.etag_counter = counter;
             record.twin.version += 1;
             let op = Self::put_device_op(record)?;

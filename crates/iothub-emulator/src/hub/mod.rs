@@ -15,6 +15,7 @@
 mod clock;
 mod connection;
 mod device;
+mod edge;
 mod error;
 mod identities;
 mod ids;
@@ -42,6 +43,7 @@ use crate::persist::{AfterCommit, PersistError, Store, WriteOp};
 
 pub(crate) use clock::{now_iso, tracking_timestamp};
 pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
+pub(crate) use edge::ScopeSpec;
 pub use error::HubError;
 pub(crate) use ids::validate_device_id;
 pub(crate) use policy::{DeviceAuth, Permissions, Policy};
@@ -97,6 +99,8 @@ pub(crate) struct DeviceSpec {
     pub authentication: AuthSpec,
     /// `capabilities.iotEdge`.
     pub iot_edge: bool,
+    /// `deviceScope` and `parentScopes`.
+    pub scopes: ScopeSpec,
 }
 
 impl Default for DeviceSpec {
@@ -109,6 +113,7 @@ impl Default for DeviceSpec {
                 secondary: None,
             },
             iot_edge: false,
+            scopes: ScopeSpec::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::auth::{need, Caller};
 use super::error::ApiError;
 use super::request::{if_match, member, parse_object, present, PathId};
 use super::response::JsonResponse;
-use crate::hub::{AuthSpec, DeviceSpec, Hub};
+use crate::hub::{AuthSpec, DeviceSpec, Hub, ScopeSpec};
 
 /// Symmetric key length bounds in decoded bytes (ARCHITECTURE.md#limits).
 const KEY_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
@@ -82,7 +82,7 @@ pub async fn list(
     Ok(JsonResponse::ok(Value::Array(hub.list_devices(top))))
 }
 
-fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, ApiError> {
+pub(super) fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, ApiError> {
     if let Some(id) = present(body, "deviceId") {
         if id.as_str() != Some(path_id) {
             return Err(ApiError::invalid(format!(
@@ -123,11 +123,36 @@ fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, Ap
         Some(Value::Object(auth)) => parse_auth(auth)?,
         Some(_) => return Err(ApiError::invalid("authentication must be an object")),
     };
+    let device_scope = match present(body, "deviceScope") {
+        None => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::invalid("deviceScope must be a string")),
+    };
+    let parent_scopes = match present(body, "parentScopes") {
+        None => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| ApiError::invalid("parentScopes must be an array of strings"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "parentScopes must be an array of strings",
+            ))
+        }
+    };
     Ok(DeviceSpec {
         enabled,
         status_reason,
         authentication,
         iot_edge,
+        scopes: ScopeSpec {
+            device_scope,
+            parent_scopes,
+        },
     })
 }
 

@@ -60,6 +60,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The IoT Hub error code name.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message after `ErrorCode:<Name>;`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

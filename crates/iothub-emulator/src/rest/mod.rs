@@ -3,6 +3,7 @@
 mod admin;
 mod api_version;
 mod auth;
+mod bulk;
 mod devices;
 mod error;
 mod modules;
@@ -30,8 +31,8 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
     let service = Router::new()
         .route("/statistics/devices", get(statistics::devices))
         .route("/statistics/service", get(statistics::service))
-        .route("/devices", get(devices::list))
-        .route("/devices/", get(devices::list))
+        .route("/devices", get(devices::list).post(bulk::apply))
+        .route("/devices/", get(devices::list).post(bulk::apply))
         .route("/devices/query", post(query::query))
         .route("/devices/query/", post(query::query))
         .route(

@@ -85,7 +85,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn parse_spec(
+pub(super) fn parse_spec(
     device: &str,
     module: &str,
     body: &Map<String, Value>,
