@@ -15,9 +15,11 @@ runners=(
   run-python-tutorial.sh
   run-node.sh
   run-modules.sh
+  run-edge.sh
+  run-bulk.sh
 )
 # Written, not yet listed above until the emulator feature each needs is on main:
-#   run-methods.sh run-module-methods.sh run-edge.sh run-bulk.sh run-c2d.sh
+#   run-methods.sh run-module-methods.sh run-c2d.sh
 for runner in "${runners[@]}"; do
   echo "== compat: $runner"
   started=$SECONDS

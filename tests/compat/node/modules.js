@@ -170,10 +170,24 @@ async function edge(ready, registry) {
   });
 }
 
+// A bulk call's BulkRegistryOperationResult and HTTP status. The hub answers 200 when every
+// entry succeeded and 400 with the same result shape when some failed; azure-iothub rejects the
+// 400 with an ArgumentError that keeps the body in responseBody.
+async function bulkCall(promise) {
+  try {
+    const { responseBody, httpResponse } = await promise;
+    return { status: httpResponse.statusCode, result: responseBody };
+  } catch (err) {
+    if (!(err instanceof Error && err.constructor.name === 'ArgumentError' && err.response)) throw err;
+    return { status: err.response.statusCode, result: JSON.parse(err.responseBody) };
+  }
+}
+
 async function bulk(ready, registry) {
   const ids = ['nodeBulk1', 'nodeBulk2', 'nodeBulk3'];
   await flow('node bulk: Registry.addDevices, with a per-device error', async () => {
-    let { responseBody: result } = await registry.addDevices(ids.map((deviceId) => ({ deviceId })));
+    let { status, result } = await bulkCall(registry.addDevices(ids.map((deviceId) => ({ deviceId }))));
+    assert.strictEqual(status, 200, 'every entry succeeded: 200');
     assert.strictEqual(result.isSuccessful, true, `addDevices succeeds (${JSON.stringify(result)})`);
     assert.deepStrictEqual(result.errors, [], 'no errors');
     for (const deviceId of ids) {
@@ -181,7 +195,8 @@ async function bulk(ready, registry) {
       assert.strictEqual(device.authentication.symmetricKey.primaryKey.length, 44, `${deviceId} has hub-generated keys`);
     }
     // One entry fails (it exists), the other is still created: atomic per device, not per call.
-    ({ responseBody: result } = await registry.addDevices([{ deviceId: 'nodeBulk1' }, { deviceId: 'nodeBulk4' }]));
+    ({ status, result } = await bulkCall(registry.addDevices([{ deviceId: 'nodeBulk1' }, { deviceId: 'nodeBulk4' }])));
+    assert.strictEqual(status, 400, 'a failed entry: 400 with the per-entry errors');
     assert.strictEqual(result.isSuccessful, false, 'a failed entry makes isSuccessful false');
     assert.strictEqual(result.errors.length, 1, `one error (${JSON.stringify(result.errors)})`);
     assert.strictEqual(result.errors[0].deviceId, 'nodeBulk1');
@@ -192,17 +207,19 @@ async function bulk(ready, registry) {
 
   await flow('node bulk: Registry.updateDevices, forced and with etags', async () => {
     const current = (await registry.get('nodeBulk1')).responseBody;
-    let { responseBody: result } = await registry.updateDevices(
-      [{ deviceId: 'nodeBulk1', status: 'disabled' }, { deviceId: 'nodeBulk2', status: 'disabled' }], true);
+    let { status, result } = await bulkCall(registry.updateDevices(
+      [{ deviceId: 'nodeBulk1', status: 'disabled' }, { deviceId: 'nodeBulk2', status: 'disabled' }], true));
+    assert.strictEqual(status, 200);
     assert.strictEqual(result.isSuccessful, true, `forced update succeeds (${JSON.stringify(result)})`);
     assert.strictEqual((await registry.get('nodeBulk1')).responseBody.status, 'disabled');
     assert.strictEqual((await registry.get('nodeBulk2')).responseBody.status, 'disabled');
     // The etag read before that update is stale now; nodeBulk3's is fresh.
     const fresh = (await registry.get('nodeBulk3')).responseBody;
-    ({ responseBody: result } = await registry.updateDevices([
+    ({ status, result } = await bulkCall(registry.updateDevices([
       { deviceId: 'nodeBulk1', status: 'enabled', etag: current.etag },
       { deviceId: 'nodeBulk3', status: 'disabled', etag: fresh.etag },
-    ], false));
+    ], false)));
+    assert.strictEqual(status, 400);
     assert.strictEqual(result.isSuccessful, false, 'a stale etag makes isSuccessful false');
     assert.deepStrictEqual(result.errors.map((e) => e.deviceId), ['nodeBulk1'], `the stale entry fails (${JSON.stringify(result.errors)})`);
     assert.strictEqual(result.errors[0].errorCode, 'PreconditionFailed');
@@ -212,14 +229,16 @@ async function bulk(ready, registry) {
   });
 
   await flow('node bulk: Registry.removeDevices, with a per-device error', async () => {
-    let { responseBody: result } = await registry.removeDevices(
-      [{ deviceId: 'nodeBulk1' }, { deviceId: 'nodeBulkMissing' }], true);
+    let { status, result } = await bulkCall(registry.removeDevices(
+      [{ deviceId: 'nodeBulk1' }, { deviceId: 'nodeBulkMissing' }], true));
+    assert.strictEqual(status, 400);
     assert.strictEqual(result.isSuccessful, false, 'a missing device makes isSuccessful false');
     assert.deepStrictEqual(result.errors.map((e) => e.deviceId), ['nodeBulkMissing'], `one error (${JSON.stringify(result.errors)})`);
     assert.strictEqual(result.errors[0].errorCode, 'DeviceNotFound');
     await rejectsWith(registry.get('nodeBulk1'), 404, 'DeviceNotFound', 'the removed device');
-    ({ responseBody: result } = await registry.removeDevices(
-      ['nodeBulk2', 'nodeBulk3', 'nodeBulk4'].map((deviceId) => ({ deviceId })), true));
+    ({ status, result } = await bulkCall(registry.removeDevices(
+      ['nodeBulk2', 'nodeBulk3', 'nodeBulk4'].map((deviceId) => ({ deviceId })), true)));
+    assert.strictEqual(status, 200);
     assert.strictEqual(result.isSuccessful, true, `removing the rest succeeds (${JSON.stringify(result)})`);
     for (const deviceId of ['nodeBulk2', 'nodeBulk3', 'nodeBulk4']) {
       await rejectsWith(registry.get(deviceId), 404, 'DeviceNotFound', `${deviceId} removed`);
