@@ -79,7 +79,7 @@ fn run(session: &mut MqttSession, hub: &mut FakeHub, steps: Vec<Step>) -> bool {
                 let answer = hub.patch_reported(&patch);
                 queue.extend(session.on_twin_answer(&rid, answer));
             }
-            Step::Activity => {}
+            Step::Activity | Step::MethodResponse { .. } | Step::MethodReady(_) => {}
             // What was queued before the close is written, nothing after it.
             Step::Close(_) => return true,
         }

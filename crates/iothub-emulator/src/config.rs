@@ -23,6 +23,10 @@ pub struct EmulatorConfig {
     pub devices: Vec<String>,
     /// Bounds on the connections of each listener (the README's fidelity table lists them).
     pub connection_limits: ConnectionLimits,
+    /// How long a write (tags, desired, reported, connection state, a device created or
+    /// deleted) takes to show in query results, as the real hub's query index trails writes;
+    /// twin and device GETs stay current. Zero (the default): queries are current.
+    pub query_lag: Duration,
 }
 
 /// How many connections each listener holds and how long a silent or slow one may stay. The
@@ -68,6 +72,7 @@ impl EmulatorConfig {
             in_memory: true,
             devices: Vec::new(),
             connection_limits: ConnectionLimits::default(),
+            query_lag: Duration::ZERO,
         }
     }
 }

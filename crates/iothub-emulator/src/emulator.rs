@@ -76,6 +76,8 @@ impl Emulator {
         for id in &config.devices {
             hub.ensure_device(id).await?;
         }
+        // After the start-up devices: what exists when the emulator starts is indexed already.
+        hub.set_query_lag(config.query_lag);
         let tls = load_tls(&data_dir, &config.hostname).await?;
 
         let (https, https_port) = bind(SocketAddr::new(config.bind, config.https_port)).await?;

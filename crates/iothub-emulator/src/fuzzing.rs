@@ -75,6 +75,15 @@ pub enum Step {
     Activity,
     /// Close the connection, for this reason.
     Close(String),
+    /// The device answered the direct-method request `rid` with `status`.
+    MethodResponse {
+        /// The request id.
+        rid: String,
+        /// The status from the response topic.
+        status: i32,
+    },
+    /// The session became ready (`true`) or stopped being ready for direct-method requests.
+    MethodReady(bool),
 }
 
 /// What the hub answered to a twin request.
@@ -177,6 +186,8 @@ fn steps(actions: Vec<Action>) -> Vec<Step> {
             }
             Action::Activity => Step::Activity,
             Action::Close(reason) => Step::Close(reason.to_string()),
+            Action::MethodResponse { rid, status, .. } => Step::MethodResponse { rid, status },
+            Action::MethodSubscription(ready) => Step::MethodReady(ready),
         })
         .collect()
 }

@@ -3,13 +3,15 @@
 //!
 //! A connection cannot sit on its listener's slot forever: HTTP/1.1 request heads must arrive
 //! within the header-read timeout, and a connection that moves no byte for the idle timeout is
-//! closed. At shutdown the connection gets [`SHUTDOWN_GRACE`] to finish its in-flight requests,
+//! closed, unless a request on it is still being answered (a direct method may wait minutes
+//! for its device); the idle time then counts from the end of that request. At shutdown the connection gets [`SHUTDOWN_GRACE`] to finish its in-flight requests,
 //! then closes; an idle or half-sent request does not hold shutdown up.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -53,7 +55,10 @@ pub(crate) async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
-    let service = TowerToHyperService::new(router);
+    let service = Busy {
+        inner: TowerToHyperService::new(router),
+        activity: Arc::clone(&activity),
+    };
     let mut conn = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     tokio::select! {
         result = conn.as_mut() => {
@@ -76,11 +81,12 @@ pub(crate) async fn serve_connection(
     let _ = socket_closed.await;
 }
 
-/// When a connection last moved a byte.
+/// When a connection last moved a byte, and how many of its requests are being answered.
 #[derive(Debug)]
 struct Activity {
     since: Instant,
     last_millis: AtomicU64,
+    requests_in_flight: AtomicUsize,
 }
 
 impl Activity {
@@ -88,6 +94,7 @@ impl Activity {
         Activity {
             since: Instant::now(),
             last_millis: AtomicU64::new(0),
+            requests_in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -102,10 +109,60 @@ impl Activity {
             let last = self.since + Duration::from_millis(self.last_millis.load(Ordering::Relaxed));
             let deadline = last + limit;
             if Instant::now() >= deadline {
-                return;
+                if self.requests_in_flight.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                // Waiting for its answer is not idleness; look again a limit later (the
+                // request's end also counts as activity).
+                self.touch();
+                continue;
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+/// The router as a hyper service that counts each request as in flight until its answer is
+/// ready (see [`Activity::idle_for`]).
+struct Busy<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+/// A request being answered; its end counts as activity.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: &Arc<Activity>) -> InFlight {
+        activity.requests_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Busy<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let in_flight = InFlight::new(&self.activity);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answer.await;
+            drop(in_flight);
+            answer
+        })
     }
 }
 

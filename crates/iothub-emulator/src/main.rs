@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use iothub_cli::{exit, StopSignals};
+use iothub_cli::{exit, parse_duration, StopSignals};
 use iothub_emulator::{ConnectionLimits, Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
@@ -44,6 +44,10 @@ struct Cli {
     /// Register this device at start if missing (repeatable; keys kept if present).
     #[arg(long = "device", value_name = "ID")]
     devices: Vec<String>,
+    /// Query results trail writes by this long, as on the real hub (e.g. 5s, 1m; twin GETs stay
+    /// current). Default 0: queries are current.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0")]
+    query_lag: std::time::Duration,
     /// Once every listener accepts connections, write this JSON file atomically.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
@@ -90,6 +94,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         in_memory: cli.in_memory,
         devices: cli.devices.clone(),
         connection_limits: ConnectionLimits::default(),
+        query_lag: cli.query_lag,
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     let devices = device_strings(&emulator, &cli.devices);
@@ -222,6 +227,10 @@ mod tests {
         .unwrap();
         assert!(cli.in_memory);
         assert_eq!(cli.devices, ["a", "b"]);
+        assert!(cli.query_lag.is_zero());
+        let cli = Cli::try_parse_from(["iothub-emulator", "--query-lag", "1m30s"]).unwrap();
+        assert_eq!(cli.query_lag, std::time::Duration::from_secs(90));
+        assert!(Cli::try_parse_from(["iothub-emulator", "--query-lag", "soon"]).is_err());
     }
 
     #[test]

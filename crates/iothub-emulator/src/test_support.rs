@@ -125,6 +125,24 @@ impl TestHub {
         }
     }
 
+    /// An in-memory emulator like [`TestHub::start`], with `configure` applied to its
+    /// configuration first (connection limits, query lag, …).
+    pub async fn configured(configure: impl FnOnce(&mut EmulatorConfig)) -> TestHub {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().expect("temporary directory for the emulator's CA");
+        let mut config = EmulatorConfig::for_tests(dir.path());
+        configure(&mut config);
+        let devices = config.devices.clone();
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let http = https_client(emulator.ca_pem());
+        TestHub {
+            emulator,
+            http,
+            devices: Mutex::new(devices),
+            _dir: dir,
+        }
+    }
+
     /// A durable emulator (SQLite state, CA and keys in `data_dir`, which outlives it, so a
     /// second one started on it restarts the same hub); devices are added as with
     /// [`TestHub::start`].

@@ -21,6 +21,8 @@ mod hardening_mqtt;
 mod hardening_rest;
 /// The emulator's lifetime: shutdown ends every session before the store closes; certificate renewal.
 mod lifecycle;
+/// Direct methods over REST, answered by an MQTT device: wire, timeouts, disconnects, limits.
+mod methods;
 /// Module identities and module twins over REST and MQTT, `devices.modules` queries.
 mod modules;
 /// MQTT CONNECT and the connection lifecycle: refusals, takeover, expiry, keep-alive, faults.
@@ -29,6 +31,8 @@ mod mqtt_connect;
 mod mqtt_twin;
 /// MQTT over WebSockets on the HTTPS port.
 mod mqtt_websocket;
+/// `--query-lag`: queries trail writes, GETs stay current.
+mod query_lag;
 /// Registry statistics through creates, disables, deletes, rollbacks and restarts.
 mod registry_statistics;
 /// REST: statistics, devices, authentication, error format, fault injection, shutdown.

@@ -22,6 +22,7 @@ impl Hub {
             conn.state_updated_time = Some(now.clone());
             conn.last_activity_time = Some(now);
             *twin_doc = None;
+            state.lag_client(device_id);
         }
     }
 

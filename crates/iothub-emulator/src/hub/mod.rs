@@ -24,6 +24,7 @@ mod modules;
 mod policy;
 mod properties;
 mod query;
+mod query_lag;
 mod restore;
 mod table;
 mod twin;
@@ -236,6 +237,8 @@ struct State {
     /// refuses every later write, and the hub undoes all of them, newest first, so memory goes
     /// back to what is on disk (ARCHITECTURE.md#inside-the-emulator).
     uncommitted: VecDeque<Undo>,
+    /// What queries see with `--query-lag`; `None` (queries read `devices`) without.
+    query_lag: Option<query_lag::LaggedIndex>,
 }
 
 /// What memory held before one write, to restore it if the write does not commit.
@@ -265,7 +268,11 @@ impl State {
     /// kept as it is now.
     fn roll_back_uncommitted(&mut self) {
         while let Some(undo) = self.uncommitted.pop_back() {
+            let lagged = self.query_lag.is_some().then(|| undo.lagged_keys());
             self.undo(undo);
+            for key in lagged.into_iter().flatten() {
+                self.lag_key(&key);
+            }
         }
     }
 
@@ -385,6 +392,7 @@ impl Hub {
         undo: Undo,
         after_commit: Option<AfterCommit>,
     ) -> Pending<'_> {
+        state.lag_writes(&ops);
         let Some(store) = &self.shared.store else {
             if let Some(after_commit) = after_commit {
                 after_commit();

@@ -47,6 +47,7 @@ impl Hub {
                     policies,
                     etag_counter,
                     uncommitted: VecDeque::new(),
+                    query_lag: None,
                 }),
                 sessions,
                 faults: Faults::default(),

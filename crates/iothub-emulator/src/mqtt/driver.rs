@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
+use super::methods::{DeviceAnswer, DirectMethods};
 use super::session::{Action, CloseReason, Session};
 use super::session_table::{Lease, SessionTable};
 use super::transport::Transport;
@@ -153,7 +154,9 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
-    let (session, lease, ended) = serve(&mut io, hub, accepted.clone(), lease, inbuf).await;
+    let methods = &endpoint.methods;
+    let (session, lease, ended) =
+        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
@@ -196,6 +199,7 @@ async fn refuse<T: Transport>(io: &mut T, code: ConnectReturnCode) {
 async fn serve<T: Transport>(
     io: &mut T,
     hub: &Hub,
+    methods: &DirectMethods,
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
@@ -223,7 +227,14 @@ async fn serve<T: Transport>(
     tokio::pin!(expiry, idle, stopped);
 
     let ended = loop {
-        if let Some(ended) = execute(hub, &mut session, &accepted, &mut actions, &mut out).await {
+        let link = MethodLink {
+            methods,
+            lease: &lease,
+            client_id: &accepted.client_id,
+        };
+        if let Some(ended) =
+            execute(hub, &mut session, &accepted, link, &mut actions, &mut out).await
+        {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
             write_before_close(io, &mut out).await;
             break ended;
@@ -248,6 +259,7 @@ async fn serve<T: Transport>(
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
+            Some(request) = lease.method_requests.recv() => session.on_method_request(request, &mut actions),
             read = io.read(&mut inbuf) => match read {
                 Ok(0) => break Ended::PeerClosed,
                 Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),
@@ -282,13 +294,23 @@ fn pending_input(
     None
 }
 
+/// Where a connection's direct-method actions go: answers to the calls in flight, readiness to
+/// the session table.
+#[derive(Clone, Copy)]
+struct MethodLink<'a> {
+    methods: &'a DirectMethods,
+    lease: &'a Lease,
+    client_id: &'a str,
+}
+
 /// Carries out `actions` in order: encodes packets into `out`, runs twin operations against the
-/// hub (feeding their outcome back to the session), records activity. Returns why to close, if
-/// an action says so.
+/// hub (feeding their outcome back to the session), records activity, passes method answers
+/// and method readiness on. Returns why to close, if an action says so.
 async fn execute(
     hub: &Hub,
     session: &mut Session,
     accepted: &Accepted,
+    link: MethodLink<'_>,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
@@ -308,6 +330,19 @@ async fn execute(
                 session.on_twin_outcome(&rid, &outcome, &mut replies);
                 replies.drain(..).find_map(|reply| emit(reply, out))
             }
+            Action::MethodResponse {
+                rid,
+                status,
+                payload,
+            } => {
+                let answer = DeviceAnswer { status, payload };
+                link.methods.respond(link.client_id, &rid, answer);
+                None
+            }
+            Action::MethodSubscription(ready) => {
+                link.lease.set_methods_ready(ready);
+                None
+            }
             other => emit(other, out),
         };
         if ended.is_some() {
@@ -326,12 +361,16 @@ async fn execute(
 }
 
 /// Encodes a `Send` into `out`; returns why to close for a `Close` or an encoding failure.
-/// `Activity` and `Twin` are `execute`'s to run (a twin outcome never produces them).
+/// `Activity`, `Twin` and the method actions are `execute`'s to run (a twin outcome never
+/// produces them).
 fn emit(action: Action, out: &mut BytesMut) -> Option<Ended> {
     match action {
         Action::Send(packet) => codec::encode(&packet, out).err().map(Ended::from),
         Action::Close(reason) => Some(Ended::Session(reason)),
-        Action::Activity | Action::Twin(_) => None,
+        Action::Activity
+        | Action::Twin(_)
+        | Action::MethodResponse { .. }
+        | Action::MethodSubscription(_) => None,
     }
 }
 

@@ -11,7 +11,9 @@
 //! - `session_table`: sessions by client id (one connection each, clean-session-0 persistence,
 //!   desired notifications, closing a session on the hub's behalf);
 //! - `driver`: the async loop tying a transport, a session, the session table and the hub
-//!   together.
+//!   together;
+//! - `methods`: direct-method calls in flight (wait for a subscribed connection, deliver,
+//!   match the answer by `$rid`, fail on disconnect or timeout).
 //!
 //! Connections come in through the shared TLS listener (`crate::listener`) or the HTTPS router's
 //! WebSocket upgrade, and every one of them runs as a task of the emulator's
@@ -28,16 +30,19 @@
 //! a valid topic, QoS 2 and undocumented topics close the connection; deleting the device closes
 //! its connection and drops its session, and new keys or a disable close its connection; stored
 //! sessions expire an hour after their connection ended; telemetry is acknowledged (and not
-//! routed anywhere).
+//! routed anywhere); direct-method requests (`methods`: the calls in flight) reach a connection
+//! subscribed to `$iothub/methods/POST/#` at QoS 0 and its `$iothub/methods/res/…` answers end
+//! them.
 //!
 //! Not emulated: module identities (a `device/module` client id is refused: the identity
-//! registry has no modules), cloud-to-device messages and direct methods (their subscriptions
-//! are accepted, nothing is ever sent on them), the optional `$version` precondition on
+//! registry has no modules), cloud-to-device messages (the subscription is accepted, nothing
+//! is ever sent on it), the optional `$version` precondition on
 //! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
 mod codec;
 mod connect;
 mod driver;
+mod methods;
 mod session;
 mod session_table;
 mod topic;
@@ -57,6 +62,7 @@ use crate::hub::Hub;
 use transport::{StreamTransport, WebSocketTransport};
 
 pub(crate) use codec::MAX_PACKET_SIZE;
+pub(crate) use methods::{DeviceAnswer, DirectMethods, MethodCall, MethodError};
 pub(crate) use session_table::SessionTable;
 #[cfg(feature = "fuzzing")]
 pub(crate) use {
@@ -77,6 +83,8 @@ pub(crate) struct Endpoint {
     hub: Hub,
     sessions: SessionTable,
     connections: Connections,
+    /// Direct-method calls in flight to this endpoint's sessions.
+    methods: DirectMethods,
 }
 
 impl Endpoint {
@@ -85,9 +93,15 @@ impl Endpoint {
     pub(crate) fn new(hub: Hub, sessions: SessionTable, connections: Connections) -> Endpoint {
         Endpoint {
             hub,
+            methods: DirectMethods::new(sessions.clone()),
             sessions,
             connections,
         }
+    }
+
+    /// The direct-method calls to this endpoint's sessions (for the REST API).
+    pub(crate) fn methods(&self) -> DirectMethods {
+        self.methods.clone()
     }
 
     /// Serves one MQTT-over-TLS connection, after the listener's handshake.

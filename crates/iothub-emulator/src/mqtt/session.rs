@@ -42,6 +42,19 @@ pub struct DesiredNotification {
     pub body: Bytes,
 }
 
+/// A direct-method request for the device, published at QoS 0 on
+/// `$iothub/methods/POST/{name}/?$rid={rid}` (the hub sends method requests at QoS 0:
+/// <https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodRequest {
+    /// The request id the device echoes in its response topic.
+    pub rid: String,
+    /// The method name (checked by the REST handler: no topic separators or wildcards).
+    pub name: String,
+    /// The JSON text of the payload; empty when the caller sent none.
+    pub payload: Bytes,
+}
+
 /// Granted QoS per accepted filter; the hub allows at most these four filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subscriptions {
@@ -64,6 +77,12 @@ impl Subscriptions {
     /// Whether desired-property notifications are subscribed to.
     pub fn wants_desired(&self) -> bool {
         self.desired.is_some()
+    }
+
+    /// Whether direct-method requests are subscribed to (the hub's test for a device being
+    /// ready for method calls).
+    pub fn wants_methods(&self) -> bool {
+        self.methods.is_some()
     }
 }
 
@@ -158,6 +177,18 @@ pub enum Action {
     Activity,
     /// Close the connection (after writing what was queued before).
     Close(CloseReason),
+    /// The device answered a direct method: hand the answer to the call waiting for `rid`.
+    MethodResponse {
+        /// The request id from the response topic.
+        rid: String,
+        /// The status from the response topic.
+        status: i32,
+        /// The response body as the device sent it.
+        payload: Bytes,
+    },
+    /// The session's subscription to `$iothub/methods/POST/#` started (`true`) or ended
+    /// (`false`): the device is ready, or no longer ready, for method calls.
+    MethodSubscription(bool),
 }
 
 /// What an unacknowledged outgoing QoS 1 publish was, so a persistent session can redeliver
@@ -191,6 +222,9 @@ impl Session {
             inflight: VecDeque::new(),
         };
         let mut actions = Vec::new();
+        if session.subscriptions.wants_methods() {
+            actions.push(Action::MethodSubscription(true));
+        }
         for notification in saved.pending_desired {
             session.on_desired(notification, &mut actions);
         }
@@ -261,8 +295,16 @@ impl Session {
                 }
             }
             // Telemetry has no consumer in the emulator; accepting and acknowledging it is the
-            // behaviour devices depend on. Method responses have no pending request to match.
-            DeviceTopic::Telemetry | DeviceTopic::MethodResponse => out.push(Action::Activity),
+            // behaviour devices depend on.
+            DeviceTopic::Telemetry => out.push(Action::Activity),
+            DeviceTopic::MethodResponse { status, rid } => {
+                out.push(Action::Activity);
+                out.push(Action::MethodResponse {
+                    rid,
+                    status,
+                    payload: publish.payload,
+                });
+            }
         }
     }
 
@@ -278,6 +320,7 @@ impl Session {
 
     fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
         let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let had_methods = self.subscriptions.wants_methods();
         for filter in &subscribe.filters {
             let Some(kind) = topic::parse_filter(&filter.path, &self.me) else {
                 out.push(Action::Close(CloseReason::UnknownFilter(
@@ -297,9 +340,13 @@ impl Session {
             subscribe.pkid,
             codes,
         ))));
+        if !had_methods && self.subscriptions.wants_methods() {
+            out.push(Action::MethodSubscription(true));
+        }
     }
 
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe, out: &mut Vec<Action>) {
+        let had_methods = self.subscriptions.wants_methods();
         for path in &unsubscribe.topics {
             // Unsubscribing from something never subscribed is not an error in MQTT.
             if let Some(kind) = topic::parse_filter(path, &self.me) {
@@ -309,6 +356,9 @@ impl Session {
         out.push(Action::Send(Packet::UnsubAck(UnsubAck::new(
             unsubscribe.pkid,
         ))));
+        if had_methods && !self.subscriptions.wants_methods() {
+            out.push(Action::MethodSubscription(false));
+        }
     }
 
     /// Answers a twin request; nothing is sent unless `$iothub/twin/res/#` is subscribed.
@@ -328,6 +378,22 @@ impl Session {
         let topic = topic::desired_patch(notification.version);
         let payload = notification.body.clone();
         self.publish(topic, payload, qos, Unacked::Desired(notification), out);
+    }
+
+    /// Publishes a direct-method request at QoS 0 whatever QoS the device subscribed with;
+    /// nothing is sent unless `$iothub/methods/POST/#` is subscribed (the call then times out).
+    pub fn on_method_request(&mut self, request: MethodRequest, out: &mut Vec<Action>) {
+        if !self.subscriptions.wants_methods() {
+            return;
+        }
+        let topic = topic::method_request(&request.name, &request.rid);
+        self.publish(
+            topic,
+            request.payload,
+            QoS::AtMostOnce,
+            Unacked::Response,
+            out,
+        );
     }
 
     fn publish(
@@ -426,7 +492,7 @@ mod tests {
                 ("$iothub/methods/POST/#", QoS::AtMostOnce),
             ]),
         );
-        let [Action::Send(Packet::SubAck(ack))] = &out[..] else {
+        let [Action::Send(Packet::SubAck(ack)), Action::MethodSubscription(true)] = &out[..] else {
             panic!("{out:?}")
         };
         assert_eq!(
@@ -703,6 +769,89 @@ mod tests {
             out.last(),
             Some(&Action::Close(CloseReason::TooManyUnacknowledged))
         );
+    }
+
+    #[test]
+    fn method_requests_go_out_at_qos0_and_responses_come_back() {
+        let (mut session, _) = Session::resume(me(), None);
+        let request = MethodRequest {
+            rid: "3".into(),
+            name: "reboot".into(),
+            payload: Bytes::from_static(b"{\"delay\":1}"),
+        };
+        let mut out = Vec::new();
+        session.on_method_request(request.clone(), &mut out);
+        assert!(out.is_empty(), "not subscribed: nothing is sent");
+
+        let mut sub = Subscribe::new("$iothub/methods/POST/#", QoS::AtLeastOnce);
+        sub.pkid = 2;
+        let out = step(&mut session, Packet::Subscribe(sub));
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    Action::Send(Packet::SubAck(_)),
+                    Action::MethodSubscription(true)
+                ]
+            ),
+            "{out:?}"
+        );
+        let out = step(
+            &mut session,
+            subscribe(&[("$iothub/methods/POST/#", QoS::AtMostOnce)]),
+        );
+        assert!(
+            matches!(&out[..], [Action::Send(Packet::SubAck(_))]),
+            "a repeated subscription is no news: {out:?}"
+        );
+
+        let mut out = Vec::new();
+        session.on_method_request(request, &mut out);
+        let sent = sent_publish(&out[0]);
+        assert_eq!(sent.topic, "$iothub/methods/POST/reboot/?$rid=3");
+        assert_eq!(sent.qos, QoS::AtMostOnce);
+        assert_eq!(&sent.payload[..], b"{\"delay\":1}");
+
+        let out = step(
+            &mut session,
+            publish(
+                "$iothub/methods/res/299/?$rid=3",
+                QoS::AtLeastOnce,
+                8,
+                "[1]",
+            ),
+        );
+        assert_eq!(
+            out,
+            vec![
+                Action::Send(Packet::PubAck(PubAck::new(8))),
+                Action::Activity,
+                Action::MethodResponse {
+                    rid: "3".into(),
+                    status: 299,
+                    payload: Bytes::from_static(b"[1]"),
+                },
+            ]
+        );
+
+        let mut unsubscribe = Unsubscribe::new("$iothub/methods/POST/#");
+        unsubscribe.pkid = 9;
+        let out = step(&mut session, Packet::Unsubscribe(unsubscribe));
+        assert_eq!(
+            out,
+            vec![
+                Action::Send(Packet::UnsubAck(UnsubAck::new(9))),
+                Action::MethodSubscription(false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_session_is_ready_for_methods_at_once() {
+        let mut saved = SavedSession::default();
+        saved.subscriptions.methods = Some(QoS::AtMostOnce);
+        let (_, actions) = Session::resume(me(), Some(saved));
+        assert_eq!(actions, vec![Action::MethodSubscription(true)]);
     }
 
     #[test]

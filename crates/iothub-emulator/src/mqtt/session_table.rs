@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::session::{DesiredNotification, SavedSession};
+use super::session::{DesiredNotification, MethodRequest, SavedSession};
 use crate::hub::{DesiredPatch, DeviceSessions};
 
 /// How long a new connection waits for the one it replaces to hand over its session before it
@@ -45,6 +45,19 @@ pub(crate) const SESSION_EXPIRY: Duration = Duration::from_secs(3600);
 /// Ended sessions are looked for at most this often (the sweep walks the whole table).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Direct-method calls one client id may have in flight (waiting to be delivered or answered);
+/// also the capacity of a connection's queue of method requests, which therefore never fills.
+pub(crate) const MAX_METHOD_CALLS_PER_CLIENT: usize = 50;
+
+/// Why a method request could not be handed to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotReady {
+    /// The client id has no live connection.
+    Offline,
+    /// It is connected but has not subscribed to `$iothub/methods/POST/#`.
+    NotSubscribed,
+}
+
 /// A connection's state as the hub should record it, numbered so that the hub can ignore a
 /// report that arrives after a newer one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +72,9 @@ pub(crate) struct ConnectionState {
 #[derive(Clone, Default)]
 pub(crate) struct SessionTable {
     slots: Arc<Mutex<Slots>>,
+    /// Woken whenever a connection becomes ready for direct methods, so calls waiting for a
+    /// device to come online wait on a signal rather than polling.
+    methods_ready: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -137,6 +153,10 @@ struct Active {
     out_of_step: bool,
     /// The device was deleted: nothing is kept when the connection ends.
     deleted: bool,
+    /// The session has subscribed to `$iothub/methods/POST/#`.
+    methods_ready: bool,
+    /// Direct-method requests for the connection (at most [`MAX_METHOD_CALLS_PER_CLIENT`]).
+    method_requests: mpsc::Sender<MethodRequest>,
 }
 
 /// A connection's registration; give it back with [`SessionTable::detach`].
@@ -151,6 +171,8 @@ pub(crate) struct Lease {
     pub stop: CancellationToken,
     /// Desired notifications routed to this connection.
     pub outbox: mpsc::Receiver<DesiredNotification>,
+    /// Direct-method requests routed to this connection.
+    pub method_requests: mpsc::Receiver<MethodRequest>,
     /// The session stored for a clean-session-0 client, if there was one (CONNACK
     /// `session_present` is `saved.is_some()`).
     pub saved: Option<SavedSession>,
@@ -228,6 +250,7 @@ impl SessionTable {
             .take()
             .filter(|saved| !clean_session && !saved.out_of_step);
         let (tx, rx) = mpsc::channel(MAX_UNSENT_DESIRED);
+        let (method_tx, method_rx) = mpsc::channel(MAX_METHOD_CALLS_PER_CLIENT);
         let stop = shutdown.child_token();
         let released = CancellationToken::new();
         slot.active = Some(Active {
@@ -237,6 +260,8 @@ impl SessionTable {
             outbox: tx,
             out_of_step: false,
             deleted: false,
+            methods_ready: false,
+            method_requests: method_tx,
         });
         Lease {
             table: self.clone(),
@@ -246,6 +271,7 @@ impl SessionTable {
             detached: false,
             stop,
             outbox: rx,
+            method_requests: method_rx,
             saved,
         }
     }
@@ -302,6 +328,61 @@ impl SessionTable {
             (None, Some(saved)) => saved.queue_desired(notification),
             (None, None) => {}
         }
+    }
+
+    /// Records whether `lease`'s connection is subscribed to direct methods; a connection that
+    /// becomes ready wakes the calls waiting for a device to come online.
+    fn set_methods_ready(&self, lease: &Lease, ready: bool) {
+        let mut slots = self.lock();
+        let Some(active) = slots
+            .by_client
+            .get_mut(&lease.client_id)
+            .and_then(|slot| slot.active.as_mut())
+            .filter(|active| active.connection == lease.connection)
+        else {
+            return;
+        };
+        active.methods_ready = ready;
+        drop(slots);
+        if ready {
+            self.methods_ready.notify_waiters();
+        }
+    }
+
+    /// The signal [`SessionTable::set_methods_ready`] gives when a connection becomes ready
+    /// for direct methods (create the `notified()` future before trying to deliver, so a
+    /// connection that gets ready in between is not missed).
+    pub(crate) fn methods_ready_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.methods_ready)
+    }
+
+    /// Hands a direct-method request to `client_id`'s live connection if it is subscribed to
+    /// methods. Never queued for an offline client. On success, returns a token that is
+    /// cancelled once that connection has ended, so the caller stops waiting for its answer.
+    pub(crate) fn deliver_method(
+        &self,
+        client_id: &str,
+        request: MethodRequest,
+    ) -> Result<CancellationToken, NotReady> {
+        let slots = self.lock();
+        let active = slots
+            .by_client
+            .get(client_id)
+            .and_then(|slot| slot.active.as_ref())
+            .ok_or(NotReady::Offline)?;
+        if active.stop.is_cancelled() {
+            return Err(NotReady::Offline);
+        }
+        if !active.methods_ready {
+            return Err(NotReady::NotSubscribed);
+        }
+        // The queue holds at most as many requests as the client may have calls in flight, so
+        // it is full only once the connection has stopped taking requests (it is closing).
+        active
+            .method_requests
+            .try_send(request)
+            .map_err(|_| NotReady::Offline)?;
+        Ok(active.released.clone())
     }
 
     /// Closes `client_id`'s live connection, if any; its stored session stays.
@@ -382,6 +463,14 @@ impl DeviceSessions for SessionTable {
 
     fn device_deleted(&self, device_id: &str) {
         self.forget(device_id);
+    }
+}
+
+impl Lease {
+    /// Records whether this connection's session is subscribed to direct methods (see
+    /// [`SessionTable::deliver_method`]).
+    pub(crate) fn set_methods_ready(&self, ready: bool) {
+        self.table.set_methods_ready(self, ready);
     }
 }
 

@@ -40,7 +40,12 @@ pub enum DeviceTopic {
     /// `devices/{id}/messages/events/{property bag}` (device-to-cloud telemetry).
     Telemetry,
     /// `$iothub/methods/res/{status}/?$rid={rid}`: a direct-method response.
-    MethodResponse,
+    MethodResponse {
+        /// The status the device answered with (any integer).
+        status: i32,
+        /// The request id of the method request being answered.
+        rid: String,
+    },
 }
 
 /// A subscription filter the hub accepts (each one exactly as documented, `#` last).
@@ -61,6 +66,7 @@ const TWIN_PATCH_REPORTED: &str = "$iothub/twin/PATCH/properties/reported/";
 const METHOD_RESPONSE: &str = "$iothub/methods/res/";
 const TWIN_RESPONSE: &str = "$iothub/twin/res/";
 const DESIRED_PATCH: &str = "$iothub/twin/PATCH/properties/desired/";
+const METHOD_REQUEST: &str = "$iothub/methods/POST/";
 
 /// Classifies a topic the device published on; `None` for anything the hub does not accept,
 /// including another device's topics.
@@ -77,9 +83,10 @@ pub fn parse_publish_topic(topic: &str, me: &Identity) -> Option<DeviceTopic> {
     }
     if let Some(rest) = topic.strip_prefix(METHOD_RESPONSE) {
         let (status, query) = rest.split_once('/')?;
-        status.parse::<i32>().ok()?;
-        request_id(query)?;
-        return Some(DeviceTopic::MethodResponse);
+        return Some(DeviceTopic::MethodResponse {
+            status: status.parse::<i32>().ok()?,
+            rid: request_id(query)?,
+        });
     }
     let own = strip_own_prefix(topic, me)?;
     own.starts_with("messages/events/")
@@ -169,6 +176,13 @@ pub fn twin_response(status: u16, rid: &str, version: Option<u64>) -> String {
 /// `$iothub/twin/PATCH/properties/desired/?$version={n}`.
 pub fn desired_patch(version: u64) -> String {
     format!("{DESIRED_PATCH}?$version={version}")
+}
+
+/// `$iothub/methods/POST/{name}/?$rid={rid}`, with `$rid` the only query parameter (the C SDK
+/// takes everything after `?$rid=` as the id). The name is sent as given; the REST handler
+/// refuses names that would change the topic's levels.
+pub fn method_request(name: &str, rid: &str) -> String {
+    format!("{METHOD_REQUEST}{name}/?$rid={rid}")
 }
 
 #[cfg(test)]
@@ -264,7 +278,17 @@ mod tests {
         }
         assert_eq!(
             parse_publish_topic("$iothub/methods/res/200/?$rid=5", &me),
-            Some(DeviceTopic::MethodResponse)
+            Some(DeviceTopic::MethodResponse {
+                status: 200,
+                rid: "5".into()
+            })
+        );
+        assert_eq!(
+            parse_publish_topic("$iothub/methods/res/-1/?$rid=a-b", &me),
+            Some(DeviceTopic::MethodResponse {
+                status: -1,
+                rid: "a-b".into()
+            })
         );
     }
 
@@ -311,6 +335,10 @@ mod tests {
         assert_eq!(
             desired_patch(8),
             "$iothub/twin/PATCH/properties/desired/?$version=8"
+        );
+        assert_eq!(
+            method_request("reboot", "17"),
+            "$iothub/methods/POST/reboot/?$rid=17"
         );
     }
 }

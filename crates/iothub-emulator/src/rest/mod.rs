@@ -6,6 +6,7 @@ mod auth;
 mod bulk;
 mod devices;
 mod error;
+mod methods;
 mod modules;
 mod query;
 mod request;
@@ -16,6 +17,7 @@ mod twins;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 
 pub use error::ApiError;
@@ -28,6 +30,7 @@ use crate::mqtt::Endpoint;
 /// The whole HTTPS application: service API, MQTT-over-WebSockets (through `mqtt`), emulator
 /// admin.
 pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
+    let direct_methods = Extension(mqtt.methods());
     let service = Router::new()
         .route("/statistics/devices", get(statistics::devices))
         .route("/statistics/service", get(statistics::service))
@@ -42,6 +45,14 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
         .route(
             "/twins/{id}",
             get(twins::get).patch(twins::patch).put(twins::put),
+        )
+        .route(
+            "/twins/{id}/methods",
+            post(methods::invoke_device).layer(direct_methods.clone()),
+        )
+        .route(
+            "/twins/{id}/modules/{mid}/methods",
+            post(methods::invoke_module).layer(direct_methods),
         )
         .route("/devices/{id}/modules", get(modules::list))
         .route(
