@@ -191,6 +191,12 @@ def module_flows(ready, registry, ca_pem):
             ),
             404, "DeviceNotOnline", "a module method after the module client disconnected",
         )
+        expect_http_error(
+            lambda: registry.invoke_device_module_method(
+                MODULE_DEVICE, "pyNoSuchModule", CloudToDeviceMethod(method_name="echo", payload={})
+            ),
+            404, "ModuleNotFound", "a method on an unknown module",
+        )
 
 
 def main():

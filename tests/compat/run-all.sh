@@ -17,9 +17,11 @@ runners=(
   run-modules.sh
   run-edge.sh
   run-bulk.sh
+  run-methods.sh
+  run-module-methods.sh
 )
 # Written, not yet listed above until the emulator feature each needs is on main:
-#   run-methods.sh run-module-methods.sh run-c2d.sh
+#   run-c2d.sh
 for runner in "${runners[@]}"; do
   echo "== compat: $runner"
   started=$SECONDS
