@@ -71,9 +71,10 @@ def send_c2d_like_explorer(hub, device_id, body, message_id):
     return hub.request("POST", f"/devices/{device_id}/messages/deviceBound", headers, body.encode())
 
 
-def wait_for_feedback(hub, runtime, message_id):
+def wait_for_feedback(hub, runtime, message_id, abandon_first=False):
     """Reads feedback batches until one holds a record for `message_id`; completes every batch
-    it reads (by the lock token in its ETag) so other batches come forward. Returns the record."""
+    it reads (by the lock token in its ETag) so other batches come forward. Returns the record.
+    With `abandon_first`, the batch holding the record is first abandoned and must come back."""
     deadline = time.time() + FEEDBACK_WAIT_SECONDS
     while time.time() < deadline:
         response = hub.request("GET", "/messages/serviceBound/feedback")
@@ -87,10 +88,15 @@ def wait_for_feedback(hub, runtime, message_id):
         check(bool(lock_token), "the feedback batch carries a lock token in ETag")
         records = response.json()
         check(isinstance(records, list) and records, f"the feedback batch is a JSON array of records ({records})")
+        mine = [r for r in records if r.get("originalMessageId") == message_id]
+        if mine and abandon_first:
+            runtime.abandon_feedback_notification(lock_token)
+            check(True, "IoTHubHttpRuntimeManager.abandon_feedback_notification accepts the lock token (204); the batch must come back")
+            abandon_first = False
+            continue
         runtime.complete_feedback_notification(lock_token)
-        for record in records:
-            if record.get("originalMessageId") == message_id:
-                return record
+        if mine:
+            return mine[0]
     check(False, f"feedback for message {message_id} arrives within {FEEDBACK_WAIT_SECONDS} s")
     return None
 
@@ -115,7 +121,7 @@ def exercise(label, websockets, device_id, device_cs, ca_pem, hub, runtime):
             check(message.message_id == queued_id, f"Explorer's messageId row became the message id ({message.message_id})")
             check(message.ack == "positive", f"Explorer's ack row became the ack ({message.ack})")
             check(message.custom_properties == {"shade": "teal"}, f"Explorer's other rows are custom properties ({message.custom_properties})")
-            record = wait_for_feedback(hub, runtime, queued_id)
+            record = wait_for_feedback(hub, runtime, queued_id, abandon_first=True)
             check(record.get("statusCode") == "Success", f"positive feedback for the queued message ({record})")
 
             message_id = str(uuid.uuid4())
