@@ -23,6 +23,9 @@ pub struct EmulatorConfig {
     pub devices: Vec<String>,
     /// Bounds on the connections of each listener (the README's fidelity table lists them).
     pub connection_limits: ConnectionLimits,
+    /// Device-to-cloud messages the hub keeps, the most recent ones (default 10,000; at least
+    /// one; also bounded by 64 MiB of bodies and properties).
+    pub telemetry_capacity: usize,
     /// How long a write (tags, desired, reported, connection state, a device created or
     /// deleted) takes to show in query results, as the real hub's query index trails writes;
     /// twin and device GETs stay current. Zero (the default): queries are current.
@@ -72,6 +75,7 @@ impl EmulatorConfig {
             in_memory: true,
             devices: Vec::new(),
             connection_limits: ConnectionLimits::default(),
+            telemetry_capacity: crate::telemetry::DEFAULT_TELEMETRY_CAPACITY,
             query_lag: Duration::ZERO,
         }
     }

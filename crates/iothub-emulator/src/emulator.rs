@@ -73,6 +73,7 @@ impl Emulator {
             Arc::new(sessions.clone()),
         )
         .await?;
+        hub.telemetry().set_capacity(config.telemetry_capacity);
         for id in &config.devices {
             hub.ensure_device(id).await?;
         }

@@ -178,16 +178,23 @@ fn notification(version: u64, body: &[u8]) -> DesiredNotification {
 fn steps(actions: Vec<Action>) -> Vec<Step> {
     actions
         .into_iter()
-        .map(|action| match action {
-            Action::Send(packet) => Step::Send(packet),
-            Action::Twin(mqtt::TwinRequest::Get { rid }) => Step::TwinGet { rid },
+        .filter_map(|action| match action {
+            Action::Send(packet) => Some(Step::Send(packet)),
+            Action::Twin(mqtt::TwinRequest::Get { rid }) => Some(Step::TwinGet { rid }),
             Action::Twin(mqtt::TwinRequest::PatchReported { rid, patch }) => {
-                Step::TwinPatchReported { rid, patch }
+                Some(Step::TwinPatchReported { rid, patch })
             }
-            Action::Activity => Step::Activity,
-            Action::Close(reason) => Step::Close(reason.to_string()),
-            Action::MethodResponse { rid, status, .. } => Step::MethodResponse { rid, status },
-            Action::MethodSubscription(ready) => Step::MethodReady(ready),
+            Action::Activity => Some(Step::Activity),
+            Action::Close(reason) => Some(Step::Close(reason.to_string())),
+            // Cloud-to-device messages and the telemetry buffer are not part of the fuzzed
+            // surface.
+            Action::CloudToDeviceWanted
+            | Action::CloudToDeviceCompleted(_)
+            | Action::Telemetry(_) => None,
+            Action::MethodResponse { rid, status, .. } => {
+                Some(Step::MethodResponse { rid, status })
+            }
+            Action::MethodSubscription(ready) => Some(Step::MethodReady(ready)),
         })
         .collect()
 }

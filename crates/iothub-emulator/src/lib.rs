@@ -13,7 +13,9 @@
 //! - `listener`, `https`, `connections`: the shared TLS accept loop, the HTTPS connections, and
 //!   the one lifetime every connection task belongs to;
 //! - `tls`: the emulator's CA and server certificate;
-//! - `faults`: fault injection for clients' reliability tests.
+//! - `faults`: fault injection for clients' reliability tests;
+//! - `c2d`: cloud-to-device queues (durable) and the feedback queue;
+//! - `telemetry`: the device-to-cloud message type and the hub's buffer of recent ones.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), iothub_emulator::EmulatorError> {
@@ -25,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod c2d;
 mod config;
 mod connections;
 mod emulator;
@@ -35,6 +38,7 @@ mod listener;
 mod mqtt;
 mod persist;
 mod rest;
+mod telemetry;
 mod tls;
 
 #[cfg(feature = "test-support")]
@@ -49,4 +53,5 @@ pub use emulator::{Emulator, EmulatorError, RunningEmulator};
 pub use faults::FaultInjector;
 pub use hub::{Hub, HubError};
 pub use persist::PersistError;
+pub use telemetry::{SystemProperties, TelemetryMessage, DEFAULT_TELEMETRY_CAPACITY};
 pub use tls::TlsError;

@@ -51,6 +51,9 @@ struct Cli {
     /// Once every listener accepts connections, write this JSON file atomically.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// Device-to-cloud messages the hub keeps (the most recent ones; at least 1).
+    #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_TELEMETRY_CAPACITY)]
+    telemetry_buffer: usize,
     /// More logging on stderr (-v: device connections, -vv: debug, -vvv: dependencies too);
     /// RUST_LOG overrides.
     #[arg(short = 'v', long, action = ArgAction::Count)]
@@ -94,6 +97,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         in_memory: cli.in_memory,
         devices: cli.devices.clone(),
         connection_limits: ConnectionLimits::default(),
+        telemetry_capacity: cli.telemetry_buffer,
         query_lag: cli.query_lag,
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;

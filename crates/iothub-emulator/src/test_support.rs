@@ -42,7 +42,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{Emulator, EmulatorConfig, RunningEmulator};
+use crate::{Emulator, EmulatorConfig, RunningEmulator, TelemetryMessage};
 
 /// The `api-version` query parameter the official SDKs send (without `?` or `&`).
 pub const API_VERSION_QUERY: &str = "api-version=2021-04-12";
@@ -331,6 +331,60 @@ impl TestHub {
             .patch_reported(id, reported)
             .await
             .unwrap_or_else(|e| panic!("reported patch of {id:?}: {e}"))
+    }
+
+    /// The device-to-cloud messages the hub keeps, oldest first (numbered from 1 in arrival
+    /// order).
+    pub fn telemetry(&self) -> Vec<TelemetryMessage> {
+        self.emulator.hub().telemetry().since(0)
+    }
+
+    /// Waits (at most 30 s, on the hub's signal, without polling) until the hub has received
+    /// at least `count` device-to-cloud messages, and returns the kept ones, oldest first.
+    pub async fn wait_for_telemetry(&self, count: u64) -> Vec<TelemetryMessage> {
+        let mut newest = self.emulator.hub().telemetry().subscribe();
+        tokio::time::timeout(REQUEST_TIMEOUT, newest.wait_for(|n| *n >= count))
+            .await
+            .unwrap_or_else(|_| panic!("{count} telemetry messages within {REQUEST_TIMEOUT:?}"))
+            .expect("the hub's telemetry buffer lives as long as the hub");
+        self.telemetry()
+    }
+
+    /// `POST /devices/{id}/messages/deviceBound` with `body` and `headers` (properties as
+    /// `iothub-*` headers), as IoT Explorer sends a cloud-to-device message; returns the status
+    /// and the body.
+    pub async fn send_c2d(
+        &self,
+        id: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let path = format!(
+            "/devices/{}/messages/deviceBound",
+            iothub_auth::encode_component(id)
+        );
+        let mut request = self
+            .request(Method::POST, &path, "service")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("C2D send completes");
+        let status = response.status();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Moves the hub's cloud-to-device clock forward by `by`, so that messages expire without
+    /// the test waiting for them to.
+    pub fn advance_c2d_clock(&self, by: Duration) {
+        self.emulator.hub().c2d().advance_clock(by);
+    }
+
+    /// Makes cloud-to-device deliveries lock for `lock` instead of a minute, so that a test
+    /// sees an unacknowledged message sent again on the same connection without waiting a
+    /// minute.
+    pub fn set_c2d_lock(&self, lock: Duration) {
+        self.emulator.hub().c2d().set_lock_duration(lock);
     }
 
     /// Stops the emulator, waits for every session and request to end, then removes the

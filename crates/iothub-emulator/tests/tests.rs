@@ -9,6 +9,8 @@ mod support;
 
 /// The bulk registry operation `POST /devices`: import modes, per-entry errors, atomicity.
 mod bulk_registry;
+/// Cloud-to-device messages: REST send, MQTT delivery, PUBACK, redelivery, bounds, feedback.
+mod c2d;
 /// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
 mod edge;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
@@ -43,5 +45,7 @@ mod rest_durability;
 mod rest_query;
 /// Twins over REST: merge semantics, versions, etags, limits.
 mod rest_twins;
+/// Device-to-cloud telemetry in the hub's telemetry buffer.
+mod telemetry;
 /// The shared test hub's own promises (the refusing port).
 mod test_support;

@@ -190,6 +190,8 @@ impl Hub {
         for key in &modules {
             self.shared.sessions.device_deleted(key);
         }
+        // Its queued cloud-to-device rows were deleted with the device's row.
+        self.shared.c2d.device_deleted(id);
         Ok(())
     }
 
@@ -215,21 +217,32 @@ impl Hub {
     /// # Errors
     /// `DeviceNotFound`.
     pub fn device_json(&self, id: &str) -> Result<Value, HubError> {
-        self.lock()
+        let mut json = self
+            .lock()
             .devices
             .get(id)
             .map(|e| e.record.identity_json())
-            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))
+            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+        json["cloudToDeviceMessageCount"] = self.shared.c2d.queue_depth(id).into();
+        Ok(json)
     }
 
     /// Up to `top` device identities, ordered by id.
     pub(crate) fn list_devices(&self, top: usize) -> Vec<Value> {
-        self.lock()
+        let mut devices: Vec<Value> = self
+            .lock()
             .devices
             .values()
             .take(top)
             .map(|e| e.record.identity_json())
-            .collect()
+            .collect();
+        for device in &mut devices {
+            if let Some(id) = device["deviceId"].as_str() {
+                let depth = self.shared.c2d.queue_depth(id);
+                device["cloudToDeviceMessageCount"] = depth.into();
+            }
+        }
+        devices
     }
 
     /// Registry counts.

@@ -87,6 +87,8 @@ pub(crate) trait DeviceSessions: Send + Sync {
     fn disconnect(&self, device_id: &str);
     /// The device was deleted: close its connection and forget its session.
     fn device_deleted(&self, device_id: &str);
+    /// The device has cloud-to-device messages waiting: tell its connection, if it has one.
+    fn cloud_to_device_ready(&self, _device_id: &str) {}
 }
 
 /// What a service write sends for a device identity (parsed from a `PUT /devices/{id}` body).
@@ -220,6 +222,10 @@ struct Shared {
     faults: Faults,
     /// `None` with `--in-memory`.
     store: Option<Store>,
+    /// Cloud-to-device queues and feedback (their own lock, taken after `state`).
+    c2d: crate::c2d::CloudToDevice,
+    /// The most recent device-to-cloud messages.
+    telemetry: crate::telemetry::TelemetryBuffer,
 }
 
 struct State {
@@ -468,6 +474,34 @@ impl Hub {
     /// Closes the device's MQTT connection now, if it has one (fault injection).
     pub(crate) fn disconnect_device(&self, device_id: &str) {
         self.shared.sessions.disconnect(device_id);
+    }
+
+    /// The cloud-to-device queues and feedback.
+    pub(crate) fn c2d(&self) -> &crate::c2d::CloudToDevice {
+        &self.shared.c2d
+    }
+
+    /// The most recent device-to-cloud messages.
+    pub(crate) fn telemetry(&self) -> &crate::telemetry::TelemetryBuffer {
+        &self.shared.telemetry
+    }
+
+    /// Runs `f` on device `id`'s record under the state lock, so that no delete comes between
+    /// the lookup and what `f` does (a cloud-to-device enqueue).
+    ///
+    /// # Errors
+    /// `DeviceNotFound`.
+    pub(crate) fn with_device<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&DeviceRecord) -> R,
+    ) -> Result<R, HubError> {
+        let state = self.lock();
+        let entry = state
+            .devices
+            .get(id)
+            .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
+        Ok(f(&entry.record))
     }
 
     /// A shared access policy by name (case-sensitive, like the hub).

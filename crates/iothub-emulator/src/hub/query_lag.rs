@@ -136,7 +136,10 @@ impl State {
                 WriteOp::PutModule { key, .. } | WriteOp::DeleteModule { key } => {
                     self.lag_key(&LagKey::Module(key.clone()));
                 }
-                WriteOp::PutPolicy { .. } => {}
+                // Cloud-to-device rows are no twin (and go to the store through the C2D side).
+                WriteOp::PutPolicy { .. }
+                | WriteOp::PutC2dMessage { .. }
+                | WriteOp::DeleteC2dMessage { .. } => {}
             }
         }
     }

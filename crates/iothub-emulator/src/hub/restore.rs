@@ -38,6 +38,12 @@ impl Hub {
         let (modules, module_etags) = restore_modules(loaded.modules)?;
         let etag_counter = device_etags.max(module_etags);
         let (policies, new_rows) = restore_policies(loaded.policies)?;
+        let c2d = crate::c2d::CloudToDevice::restore(
+            loaded.c2d_messages,
+            store.as_ref().map(Store::sender),
+            Arc::clone(&sessions),
+        )
+        .map_err(HubError::Storage)?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 hostname,
@@ -52,6 +58,8 @@ impl Hub {
                 sessions,
                 faults: Faults::default(),
                 store,
+                c2d,
+                telemetry: crate::telemetry::TelemetryBuffer::default(),
             }),
         };
         if !new_rows.is_empty() {

@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::Error as CodecError;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::c2d::C2dLink;
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
 use super::methods::{DeviceAnswer, DirectMethods};
@@ -154,13 +155,15 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
     info!(%peer, client_id = %accepted.client_id, clean_session = accepted.clean_session,
         session_present = lease.saved.is_some(), "device connected");
 
+    let c2d = C2dLink::new(&accepted.identity);
     let methods = &endpoint.methods;
     let (session, lease, ended) =
-        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf).await;
+        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, &c2d).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
     sessions.detach(lease, saved);
+    c2d.release(hub);
     record_connection_state(hub, sessions, &accepted);
     io.close().await;
 }
@@ -203,6 +206,7 @@ async fn serve<T: Transport>(
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
+    c2d: &C2dLink,
 ) -> (Session, Lease, Ended) {
     let session_present = lease.saved.is_some();
     let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
@@ -222,9 +226,11 @@ async fn serve<T: Transport>(
     let expiry = tokio::time::sleep_until(instant_at_unix(accepted.session_ends_at));
     let keep_alive = accepted.keep_alive_timeout.unwrap_or(MAX_TIMER);
     let idle = tokio::time::sleep(keep_alive);
+    // Reset to the earliest cloud-to-device lock whenever one is pending.
+    let relock = tokio::time::sleep(MAX_TIMER);
     // Registered once rather than on every pass of the loop.
     let stopped = lease.stop.clone().cancelled_owned();
-    tokio::pin!(expiry, idle, stopped);
+    tokio::pin!(expiry, idle, relock, stopped);
 
     let ended = loop {
         let link = MethodLink {
@@ -232,8 +238,16 @@ async fn serve<T: Transport>(
             lease: &lease,
             client_id: &accepted.client_id,
         };
-        if let Some(ended) =
-            execute(hub, &mut session, &accepted, link, &mut actions, &mut out).await
+        if let Some(ended) = execute(
+            hub,
+            &mut session,
+            &accepted,
+            link,
+            c2d,
+            &mut actions,
+            &mut out,
+        )
+        .await
         {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
             write_before_close(io, &mut out).await;
@@ -253,12 +267,18 @@ async fn serve<T: Transport>(
             continue;
         }
         codec::prepare_read(&mut inbuf);
+        let lock_expiry = session.next_lock_expiry();
+        if let Some(at) = lock_expiry.filter(|at| *at != relock.deadline()) {
+            relock.as_mut().reset(at);
+        }
         tokio::select! {
             biased;
             () = &mut stopped => break Ended::Stopped,
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
+            () = lease.cloud_to_device.notified() => c2d.deliver(hub, &mut session, &mut actions),
+            () = &mut relock, if lock_expiry.is_some() => session.on_lock_expiry(Instant::now(), &mut actions),
             Some(request) = lease.method_requests.recv() => session.on_method_request(request, &mut actions),
             read = io.read(&mut inbuf) => match read {
                 Ok(0) => break Ended::PeerClosed,
@@ -311,6 +331,7 @@ async fn execute(
     session: &mut Session,
     accepted: &Accepted,
     link: MethodLink<'_>,
+    c2d: &C2dLink,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
@@ -329,6 +350,24 @@ async fn execute(
                 let (rid, outcome) = perform(hub, device_id, request).await;
                 session.on_twin_outcome(&rid, &outcome, &mut replies);
                 replies.drain(..).find_map(|reply| emit(reply, out))
+            }
+            Action::CloudToDeviceWanted => {
+                c2d.deliver(hub, session, &mut replies);
+                replies.drain(..).find_map(|reply| match reply {
+                    Action::CloudToDeviceCompleted(lock) => {
+                        c2d.complete(hub, lock);
+                        None
+                    }
+                    other => emit(other, out),
+                })
+            }
+            Action::CloudToDeviceCompleted(lock) => {
+                c2d.complete(hub, lock);
+                None
+            }
+            Action::Telemetry(message) => {
+                hub.telemetry().push(*message);
+                None
             }
             Action::MethodResponse {
                 rid,
@@ -361,14 +400,17 @@ async fn execute(
 }
 
 /// Encodes a `Send` into `out`; returns why to close for a `Close` or an encoding failure.
-/// `Activity`, `Twin` and the method actions are `execute`'s to run (a twin outcome never
-/// produces them).
+/// The other actions are `execute`'s to run (a twin outcome or a delivery never produces them,
+/// except the completion of a QoS 0 delivery, which `execute` handles before this).
 fn emit(action: Action, out: &mut BytesMut) -> Option<Ended> {
     match action {
         Action::Send(packet) => codec::encode(&packet, out).err().map(Ended::from),
         Action::Close(reason) => Some(Ended::Session(reason)),
         Action::Activity
         | Action::Twin(_)
+        | Action::CloudToDeviceWanted
+        | Action::CloudToDeviceCompleted(_)
+        | Action::Telemetry(_)
         | Action::MethodResponse { .. }
         | Action::MethodSubscription(_) => None,
     }

@@ -12,6 +12,7 @@
 //!   desired notifications, closing a session on the hub's behalf);
 //! - `driver`: the async loop tying a transport, a session, the session table and the hub
 //!   together;
+//! - `c2d`: a connection's side of cloud-to-device delivery (fetch, complete, release);
 //! - `methods`: direct-method calls in flight (wait for a subscribed connection, deliver,
 //!   match the answer by `$rid`, fail on disconnect or timeout).
 //!
@@ -29,16 +30,18 @@
 //! `session_present = 0` and the device re-reads its twin); a `$rid` that cannot be echoed into
 //! a valid topic, QoS 2 and undocumented topics close the connection; deleting the device closes
 //! its connection and drops its session, and new keys or a disable close its connection; stored
-//! sessions expire an hour after their connection ended; telemetry is acknowledged (and not
-//! routed anywhere); direct-method requests (`methods`: the calls in flight) reach a connection
+//! sessions expire an hour after their connection ended; telemetry is acknowledged and kept in the
+//! hub's telemetry buffer; cloud-to-device messages arrive at QoS 1 on
+//! `devices/{id}/messages/devicebound/{property bag}`, complete on their PUBACK, are sent again
+//! (DUP) when their one-minute lock runs out, and go to the next connection when not
+//! acknowledged; direct-method requests (`methods`: the calls in flight) reach a connection
 //! subscribed to `$iothub/methods/POST/#` at QoS 0 and its `$iothub/methods/res/…` answers end
 //! them.
 //!
-//! Not emulated: module identities (a `device/module` client id is refused: the identity
-//! registry has no modules), cloud-to-device messages (the subscription is accepted, nothing
-//! is ever sent on it), the optional `$version` precondition on
+//! Not emulated: the optional `$version` precondition on
 //! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
+mod c2d;
 mod codec;
 mod connect;
 mod driver;

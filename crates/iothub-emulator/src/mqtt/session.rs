@@ -13,9 +13,12 @@ use rumqttc::mqttbytes::v4::{
     Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
 };
 use rumqttc::mqttbytes::QoS;
+use tokio::time::Instant;
 
 use super::topic::{self, DeviceTopic, Filter, Identity};
 use super::twin::{self, TwinOutcome, TwinRequest};
+use crate::c2d::Delivery;
+use crate::telemetry::TelemetryMessage;
 
 /// Largest telemetry payload the hub accepts (D2C messages are limited to 256 KB).
 pub const MAX_TELEMETRY_BYTES: usize = 256 * 1024;
@@ -77,6 +80,11 @@ impl Subscriptions {
     /// Whether desired-property notifications are subscribed to.
     pub fn wants_desired(&self) -> bool {
         self.desired.is_some()
+    }
+
+    /// Whether cloud-to-device messages are subscribed to.
+    pub fn wants_cloud_to_device(&self) -> bool {
+        self.cloud_to_device.is_some()
     }
 
     /// Whether direct-method requests are subscribed to (the hub's test for a device being
@@ -177,6 +185,13 @@ pub enum Action {
     Activity,
     /// Close the connection (after writing what was queued before).
     Close(CloseReason),
+    /// The session takes cloud-to-device messages (it subscribed, or resumed a subscription):
+    /// fetch what is queued and call [`Session::on_cloud_to_device`].
+    CloudToDeviceWanted,
+    /// The device acknowledged this cloud-to-device delivery (its lock): complete the message.
+    CloudToDeviceCompleted(u64),
+    /// The device sent this telemetry message.
+    Telemetry(Box<TelemetryMessage>),
     /// The device answered a direct method: hand the answer to the call waiting for `rid`.
     MethodResponse {
         /// The request id from the response topic.
@@ -197,6 +212,19 @@ pub enum Action {
 enum Unacked {
     Desired(DesiredNotification),
     Response,
+    /// A cloud-to-device delivery: sent again on this connection (same packet id, DUP) when
+    /// its lock runs out, and handed back to the message store when the connection ends.
+    CloudToDevice(Box<C2dInflight>),
+}
+
+/// A cloud-to-device publish awaiting its PUBACK.
+#[derive(Debug)]
+struct C2dInflight {
+    lock: u64,
+    publish: Publish,
+    lock_for: std::time::Duration,
+    /// When it is sent again if still unacknowledged.
+    due: Instant,
 }
 
 /// The state of one connected session.
@@ -228,6 +256,9 @@ impl Session {
         for notification in saved.pending_desired {
             session.on_desired(notification, &mut actions);
         }
+        if session.subscriptions.wants_cloud_to_device() {
+            actions.push(Action::CloudToDeviceWanted);
+        }
         (session, actions)
     }
 
@@ -249,7 +280,7 @@ impl Session {
     pub fn on_packet(&mut self, packet: Packet, out: &mut Vec<Action>) {
         match packet {
             Packet::Publish(publish) => self.on_publish(publish, out),
-            Packet::PubAck(ack) => self.on_puback(ack.pkid),
+            Packet::PubAck(ack) => self.on_puback(ack.pkid, out),
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe, out),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe, out),
             Packet::PingReq => out.push(Action::Send(Packet::PingResp)),
@@ -294,9 +325,15 @@ impl Session {
                     }
                 }
             }
-            // Telemetry has no consumer in the emulator; accepting and acknowledging it is the
-            // behaviour devices depend on.
-            DeviceTopic::Telemetry => out.push(Action::Activity),
+            DeviceTopic::Telemetry => {
+                out.push(Action::Activity);
+                out.push(Action::Telemetry(Box::new(TelemetryMessage::from_mqtt(
+                    &self.me.device_id,
+                    self.me.module_id.as_deref(),
+                    &publish.topic,
+                    publish.payload,
+                ))));
+            }
             DeviceTopic::MethodResponse { status, rid } => {
                 out.push(Action::Activity);
                 out.push(Action::MethodResponse {
@@ -308,9 +345,11 @@ impl Session {
         }
     }
 
-    fn on_puback(&mut self, pkid: u16) {
+    fn on_puback(&mut self, pkid: u16, out: &mut Vec<Action>) {
         if let Some(index) = self.inflight.iter().position(|(id, _)| *id == pkid) {
-            self.inflight.remove(index);
+            if let Some((_, Unacked::CloudToDevice(c2d))) = self.inflight.remove(index) {
+                out.push(Action::CloudToDeviceCompleted(c2d.lock));
+            }
         }
         if self.inflight.is_empty() && self.inflight.capacity() > 64 {
             // A burst of notifications (a replayed offline queue) does not pin its peak.
@@ -320,6 +359,7 @@ impl Session {
 
     fn on_subscribe(&mut self, subscribe: Subscribe, out: &mut Vec<Action>) {
         let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut cloud_to_device = false;
         let had_methods = self.subscriptions.wants_methods();
         for filter in &subscribe.filters {
             let Some(kind) = topic::parse_filter(&filter.path, &self.me) else {
@@ -334,12 +374,16 @@ impl Session {
                 QoS::AtLeastOnce
             };
             *self.subscriptions.slot(kind) = Some(granted);
+            cloud_to_device |= kind == Filter::CloudToDevice;
             codes.push(SubscribeReasonCode::Success(granted));
         }
         out.push(Action::Send(Packet::SubAck(SubAck::new(
             subscribe.pkid,
             codes,
         ))));
+        if cloud_to_device {
+            out.push(Action::CloudToDeviceWanted);
+        }
         if !had_methods && self.subscriptions.wants_methods() {
             out.push(Action::MethodSubscription(true));
         }
@@ -378,6 +422,79 @@ impl Session {
         let topic = topic::desired_patch(notification.version);
         let payload = notification.body.clone();
         self.publish(topic, payload, qos, Unacked::Desired(notification), out);
+    }
+
+    /// Whether the session takes cloud-to-device messages now.
+    pub fn wants_cloud_to_device(&self) -> bool {
+        self.subscriptions.wants_cloud_to_device()
+    }
+
+    /// Publishes cloud-to-device messages fetched for this session, at the QoS the device
+    /// subscribed with (the hub sends QoS 1, and a QoS 0 subscriber gets QoS 0). A QoS 1
+    /// delivery completes on its PUBACK; a QoS 0 one as it is sent, since nothing will
+    /// acknowledge it. Without the subscription nothing is sent (and nothing completes: the
+    /// store offers the messages again to the next connection). `now` starts each QoS 1
+    /// delivery's lock (see [`Session::on_lock_expiry`]).
+    pub fn on_cloud_to_device(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(qos) = self.subscriptions.cloud_to_device else {
+            return;
+        };
+        for delivery in deliveries {
+            let lock = delivery.lock;
+            let mut publish = Publish::from_bytes(delivery.topic, qos, delivery.payload);
+            if qos == QoS::AtLeastOnce {
+                if self.inflight.len() >= MAX_INFLIGHT {
+                    out.push(Action::Close(CloseReason::TooManyUnacknowledged));
+                    return;
+                }
+                publish.pkid = self.allocate_pkid();
+                publish.dup = delivery.redelivery;
+                let inflight = C2dInflight {
+                    lock,
+                    publish: publish.clone(),
+                    lock_for: delivery.lock_for,
+                    due: now + delivery.lock_for,
+                };
+                self.inflight
+                    .push_back((publish.pkid, Unacked::CloudToDevice(Box::new(inflight))));
+                out.push(Action::Send(Packet::Publish(publish)));
+            } else {
+                out.push(Action::Send(Packet::Publish(publish)));
+                out.push(Action::CloudToDeviceCompleted(lock));
+            }
+        }
+    }
+
+    /// When the earliest cloud-to-device lock runs out, if any delivery awaits its PUBACK.
+    pub fn next_lock_expiry(&self) -> Option<Instant> {
+        self.inflight
+            .iter()
+            .filter_map(|(_, unacked)| match unacked {
+                Unacked::CloudToDevice(c2d) => Some(c2d.due),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Sends again, with DUP and the same packet id, every cloud-to-device message whose lock
+    /// has run out without a PUBACK (the hub's one-minute visibility timeout), and locks it
+    /// anew. The delivery count does not change: the message never left this connection.
+    pub fn on_lock_expiry(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for (_, unacked) in &mut self.inflight {
+            if let Unacked::CloudToDevice(c2d) = unacked {
+                if c2d.due <= now {
+                    c2d.due = now + c2d.lock_for;
+                    let mut again = c2d.publish.clone();
+                    again.dup = true;
+                    out.push(Action::Send(Packet::Publish(again)));
+                }
+            }
+        }
     }
 
     /// Publishes a direct-method request at QoS 0 whatever QoS the device subscribed with;
@@ -548,18 +665,19 @@ mod tests {
             &mut session,
             publish("devices/d1/messages/events/a=b", QoS::AtLeastOnce, 9, "{}"),
         );
-        assert_eq!(
-            out,
-            vec![
-                Action::Send(Packet::PubAck(PubAck::new(9))),
-                Action::Activity
-            ]
-        );
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[0], Action::Send(Packet::PubAck(PubAck::new(9))));
+        assert_eq!(out[1], Action::Activity);
+        let Action::Telemetry(message) = &out[2] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(message.properties, vec![("a".into(), Some("b".into()))]);
         let out = step(
             &mut session,
             publish("devices/d1/messages/events/", QoS::AtMostOnce, 0, "{}"),
         );
-        assert_eq!(out, vec![Action::Activity]);
+        assert_eq!(out[0], Action::Activity);
+        assert!(matches!(&out[1], Action::Telemetry(m) if m.device_id == "d1"));
     }
 
     #[test]
@@ -870,5 +988,66 @@ mod tests {
             step(&mut session, connect),
             vec![Action::Close(CloseReason::ProtocolViolation("CONNECT"))]
         );
+    }
+
+    fn delivery(lock: u64, redelivery: bool) -> Delivery {
+        Delivery {
+            lock,
+            topic: format!("devices/d1/messages/devicebound/%24.mid={lock}"),
+            payload: Bytes::from_static(b"hello"),
+            redelivery,
+            lock_for: std::time::Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn cloud_to_device_is_wanted_on_subscribe_and_completed_by_its_puback() {
+        let (mut session, _) = Session::resume(me(), None);
+        let out = step(
+            &mut session,
+            subscribe(&[("devices/d1/messages/devicebound/#", QoS::AtLeastOnce)]),
+        );
+        assert_eq!(out.last(), Some(&Action::CloudToDeviceWanted));
+        let mut out = Vec::new();
+        let now = Instant::now();
+        session.on_cloud_to_device(vec![delivery(7, false), delivery(8, true)], now, &mut out);
+        let (first, second) = (sent_publish(&out[0]), sent_publish(&out[1]));
+        assert_eq!(first.qos, QoS::AtLeastOnce);
+        assert!(!first.dup && second.dup);
+        assert_eq!(
+            step(&mut session, Packet::PubAck(PubAck::new(second.pkid))),
+            vec![Action::CloudToDeviceCompleted(8)]
+        );
+        let first = first.clone();
+        let lock = std::time::Duration::from_secs(60);
+        assert_eq!(session.next_lock_expiry(), Some(now + lock));
+        let mut again = Vec::new();
+        session.on_lock_expiry(now + lock / 2, &mut again);
+        assert!(again.is_empty(), "still locked");
+        session.on_lock_expiry(now + lock, &mut again);
+        let resent = sent_publish(&again[0]);
+        assert_eq!((resent.pkid, resent.dup), (first.pkid, true));
+        assert_eq!(resent.topic, first.topic);
+        assert_eq!(session.next_lock_expiry(), Some(now + lock * 2));
+        let saved = session.into_saved();
+        assert!(saved.pending_desired.is_empty(), "the store redelivers C2D");
+        let (_, actions) = Session::resume(me(), Some(saved));
+        assert_eq!(actions, vec![Action::CloudToDeviceWanted]);
+    }
+
+    #[test]
+    fn cloud_to_device_at_qos0_completes_as_sent_and_needs_the_subscription() {
+        let (mut session, _) = Session::resume(me(), None);
+        let mut out = Vec::new();
+        session.on_cloud_to_device(vec![delivery(1, false)], Instant::now(), &mut out);
+        assert!(out.is_empty());
+        step(
+            &mut session,
+            subscribe(&[("devices/d1/messages/devicebound/#", QoS::AtMostOnce)]),
+        );
+        session.on_cloud_to_device(vec![delivery(2, false)], Instant::now(), &mut out);
+        assert_eq!(session.next_lock_expiry(), None, "QoS 0 is never locked");
+        assert_eq!(sent_publish(&out[0]).qos, QoS::AtMostOnce);
+        assert_eq!(out[1], Action::CloudToDeviceCompleted(2));
     }
 }

@@ -153,6 +153,8 @@ struct Active {
     out_of_step: bool,
     /// The device was deleted: nothing is kept when the connection ends.
     deleted: bool,
+    /// Woken when the device has cloud-to-device messages waiting.
+    cloud_to_device: Arc<Notify>,
     /// The session has subscribed to `$iothub/methods/POST/#`.
     methods_ready: bool,
     /// Direct-method requests for the connection (at most [`MAX_METHOD_CALLS_PER_CLIENT`]).
@@ -171,6 +173,9 @@ pub(crate) struct Lease {
     pub stop: CancellationToken,
     /// Desired notifications routed to this connection.
     pub outbox: mpsc::Receiver<DesiredNotification>,
+    /// Notified when the device has cloud-to-device messages waiting (a permit is kept if the
+    /// connection is busy, so no signal is lost).
+    pub cloud_to_device: Arc<Notify>,
     /// Direct-method requests routed to this connection.
     pub method_requests: mpsc::Receiver<MethodRequest>,
     /// The session stored for a clean-session-0 client, if there was one (CONNACK
@@ -253,6 +258,7 @@ impl SessionTable {
         let (method_tx, method_rx) = mpsc::channel(MAX_METHOD_CALLS_PER_CLIENT);
         let stop = shutdown.child_token();
         let released = CancellationToken::new();
+        let cloud_to_device = Arc::new(Notify::new());
         slot.active = Some(Active {
             connection,
             stop: stop.clone(),
@@ -260,6 +266,7 @@ impl SessionTable {
             outbox: tx,
             out_of_step: false,
             deleted: false,
+            cloud_to_device: Arc::clone(&cloud_to_device),
             methods_ready: false,
             method_requests: method_tx,
         });
@@ -271,6 +278,7 @@ impl SessionTable {
             detached: false,
             stop,
             outbox: rx,
+            cloud_to_device,
             method_requests: method_rx,
             saved,
         }
@@ -327,6 +335,19 @@ impl SessionTable {
             }
             (None, Some(saved)) => saved.queue_desired(notification),
             (None, None) => {}
+        }
+    }
+
+    /// Tells `client_id`'s live connection that cloud-to-device messages wait for it; nothing
+    /// happens without one (the messages wait in the hub's queue for the next connection).
+    pub(crate) fn cloud_to_device_ready(&self, client_id: &str) {
+        let slots = self.lock();
+        if let Some(active) = slots
+            .by_client
+            .get(client_id)
+            .and_then(|s| s.active.as_ref())
+        {
+            active.cloud_to_device.notify_one();
         }
     }
 
@@ -463,6 +484,10 @@ impl DeviceSessions for SessionTable {
 
     fn device_deleted(&self, device_id: &str) {
         self.forget(device_id);
+    }
+
+    fn cloud_to_device_ready(&self, device_id: &str) {
+        SessionTable::cloud_to_device_ready(self, device_id);
     }
 }
 

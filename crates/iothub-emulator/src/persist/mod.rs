@@ -65,6 +65,21 @@ pub(crate) enum WriteOp {
         /// Serialized policy keys.
         doc: String,
     },
+    /// Insert or replace a queued cloud-to-device message as JSON (deleting its device deletes
+    /// it too, in the same transaction).
+    PutC2dMessage {
+        /// Hub-wide message number (primary key).
+        seq: u64,
+        /// The device whose queue holds it.
+        device_id: String,
+        /// Serialized message.
+        doc: String,
+    },
+    /// Remove a cloud-to-device message (completed, dead-lettered or purged).
+    DeleteC2dMessage {
+        /// Hub-wide message number.
+        seq: u64,
+    },
 }
 
 impl std::fmt::Debug for WriteOp {
@@ -75,6 +90,10 @@ impl std::fmt::Debug for WriteOp {
             WriteOp::PutModule { key, .. } => write!(f, "PutModule({key:?}, <redacted>)"),
             WriteOp::DeleteModule { key } => write!(f, "DeleteModule({key:?})"),
             WriteOp::PutPolicy { name, .. } => write!(f, "PutPolicy({name:?}, <redacted>)"),
+            WriteOp::PutC2dMessage { seq, device_id, .. } => {
+                write!(f, "PutC2dMessage({seq}, {device_id:?})")
+            }
+            WriteOp::DeleteC2dMessage { seq } => write!(f, "DeleteC2dMessage({seq})"),
         }
     }
 }
@@ -209,6 +228,15 @@ impl Store {
         ))
     }
 
+    /// A cheap handle that submits writes to the same writer, for state kept outside the hub's
+    /// lock (the cloud-to-device queues); it does not keep the writer alive past
+    /// [`Store::close`].
+    pub(crate) fn sender(&self) -> StoreSender {
+        StoreSender {
+            tx: self.tx.clone(),
+        }
+    }
+
     /// Queues `ops` as one unit; the receiver resolves once they are committed. `after_commit`
     /// runs after a successful commit, before the receiver resolves; it is dropped unrun if the
     /// commit fails or the store is closed.
@@ -217,18 +245,7 @@ impl Store {
         ops: Vec<WriteOp>,
         after_commit: Option<AfterCommit>,
     ) -> oneshot::Receiver<Result<(), PersistError>> {
-        let (ack, done) = oneshot::channel();
-        let submitted = Submitted {
-            ops,
-            ack,
-            after_commit,
-        };
-        if let Err(mpsc::error::SendError(Message::Write(refused))) =
-            self.tx.send(Message::Write(submitted))
-        {
-            let _ = refused.ack.send(Err(PersistError::Closed));
-        }
-        done
+        submit_to(&self.tx, ops, after_commit)
     }
 
     /// Makes the next commit fail with [`PersistError::Injected`], as a full disk would.
@@ -254,6 +271,41 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+/// Submits writes to a [`Store`]'s writer (see [`Store::sender`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StoreSender {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl StoreSender {
+    /// As [`Store::submit`].
+    pub(crate) fn submit(
+        &self,
+        ops: Vec<WriteOp>,
+        after_commit: Option<AfterCommit>,
+    ) -> oneshot::Receiver<Result<(), PersistError>> {
+        submit_to(&self.tx, ops, after_commit)
+    }
+}
+
+fn submit_to(
+    tx: &mpsc::UnboundedSender<Message>,
+    ops: Vec<WriteOp>,
+    after_commit: Option<AfterCommit>,
+) -> oneshot::Receiver<Result<(), PersistError>> {
+    let (ack, done) = oneshot::channel();
+    let submitted = Submitted {
+        ops,
+        ack,
+        after_commit,
+    };
+    if let Err(mpsc::error::SendError(Message::Write(refused))) = tx.send(Message::Write(submitted))
+    {
+        let _ = refused.ack.send(Err(PersistError::Closed));
+    }
+    done
 }
 
 #[cfg(test)]

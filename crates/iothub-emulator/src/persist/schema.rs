@@ -17,6 +17,9 @@ pub(crate) struct Loaded {
     pub modules: Vec<(String, String)>,
     /// `(policy name, keys JSON)`.
     pub policies: Vec<(String, String)>,
+    /// `(message number, device id, message JSON)` of the queued cloud-to-device messages, in
+    /// message-number (enqueue) order.
+    pub c2d_messages: Vec<(u64, String, String)>,
 }
 
 /// Opens the database with the durability settings described in the module doc of `persist`.
@@ -41,6 +44,8 @@ pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
              CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS modules (id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS c2d_messages (seq INTEGER PRIMARY KEY NOT NULL, device_id TEXT NOT NULL, doc TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS c2d_messages_by_device ON c2d_messages (device_id);
              COMMIT;",
         )?;
         Ok(conn)
@@ -84,7 +89,7 @@ fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads every device, module and policy row.
+/// Reads every device, module, policy and cloud-to-device message row.
 pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
     let mut loaded = Loaded::default();
     let mut stmt = conn.prepare("SELECT id, doc FROM devices ORDER BY id")?;
@@ -101,6 +106,22 @@ pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
         loaded.policies.push(row?);
+    }
+    let mut stmt = conn.prepare("SELECT seq, device_id, doc FROM c2d_messages ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (seq, device_id, doc) = row?;
+        let seq = u64::try_from(seq).map_err(|_| PersistError::Corrupt {
+            key: format!("c2d message {seq}"),
+            reason: "negative message number".into(),
+        })?;
+        loaded.c2d_messages.push((seq, device_id, doc));
     }
     Ok(loaded)
 }

@@ -80,16 +80,40 @@ fn commit(conn: &mut Connection, batch: &[Submitted]) -> Result<(), PersistError
         let mut delete_module = tx.prepare_cached("DELETE FROM modules WHERE id = ?1")?;
         let mut put_policy =
             tx.prepare_cached("INSERT OR REPLACE INTO policies (name, doc) VALUES (?1, ?2)")?;
+        let mut put_c2d = tx.prepare_cached(
+            "INSERT OR REPLACE INTO c2d_messages (seq, device_id, doc) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut delete_c2d = tx.prepare_cached("DELETE FROM c2d_messages WHERE seq = ?1")?;
+        let mut delete_device_c2d =
+            tx.prepare_cached("DELETE FROM c2d_messages WHERE device_id = ?1")?;
         for op in batch.iter().flat_map(|submitted| &submitted.ops) {
             match op {
                 WriteOp::PutDevice { id, doc } => put_device.execute((id, doc))?,
-                WriteOp::DeleteDevice { id } => delete_device.execute([id])?,
+                // A deleted device's queue goes with it (the hub drops it from memory too).
+                WriteOp::DeleteDevice { id } => {
+                    delete_device_c2d.execute([id])?;
+                    delete_device.execute([id])?
+                }
                 WriteOp::PutModule { key, doc } => put_module.execute((key, doc))?,
                 WriteOp::DeleteModule { key } => delete_module.execute([key])?,
                 WriteOp::PutPolicy { name, doc } => put_policy.execute((name, doc))?,
+                WriteOp::PutC2dMessage {
+                    seq,
+                    device_id,
+                    doc,
+                } => put_c2d.execute((sql_seq(*seq)?, device_id, doc))?,
+                WriteOp::DeleteC2dMessage { seq } => delete_c2d.execute([sql_seq(*seq)?])?,
             };
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A message number as SQLite's signed integer.
+fn sql_seq(seq: u64) -> Result<i64, PersistError> {
+    i64::try_from(seq).map_err(|_| PersistError::Corrupt {
+        key: format!("c2d message {seq}"),
+        reason: "message number out of range".into(),
+    })
 }

@@ -6,6 +6,7 @@ mod auth;
 mod bulk;
 mod devices;
 mod error;
+mod messages;
 mod methods;
 mod modules;
 mod query;
@@ -16,7 +17,7 @@ mod twins;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Extension;
 use axum::Router;
 
@@ -45,6 +46,21 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
         .route(
             "/twins/{id}",
             get(twins::get).patch(twins::patch).put(twins::put),
+        )
+        .route("/devices/{id}/messages/deviceBound", post(messages::send))
+        .route("/devices/{id}/messages/devicebound", post(messages::send))
+        .route("/devices/{id}/commands", delete(messages::purge))
+        .route(
+            "/messages/serviceBound/feedback",
+            get(messages::receive_feedback),
+        )
+        .route(
+            "/messages/serviceBound/feedback/{lock}",
+            delete(messages::complete_feedback),
+        )
+        .route(
+            "/messages/serviceBound/feedback/{lock}/abandon",
+            post(messages::abandon_feedback),
         )
         .route(
             "/twins/{id}/methods",
