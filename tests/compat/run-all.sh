@@ -8,7 +8,7 @@ python_with_sdks
 node_with_sdks
 export COMPAT_SDKS_INSTALLED=1
 
-# Each runner is one flow (its scripts name the flow when they fail).
+# One runner per feature; its scripts name the flow that failed.
 runners=(
   run-python-service.sh
   run-python-device.sh
@@ -19,9 +19,8 @@ runners=(
   run-bulk.sh
   run-methods.sh
   run-module-methods.sh
+  run-c2d.sh
 )
-# Written, not yet listed above until the emulator feature each needs is on main:
-#   run-c2d.sh
 for runner in "${runners[@]}"; do
   echo "== compat: $runner"
   started=$SECONDS
