@@ -492,7 +492,11 @@ impl Inner {
         else {
             return;
         };
-        if slot.lock().make_visible(sequence) {
+        let mut state = slot.lock();
+        if state.make_visible(sequence) {
+            // The rows go with the partition's next append or read.
+            state.trim(self.retention, SystemTime::now());
+            drop(state);
             slot.newest.send_replace(sequence);
         }
     }

@@ -109,11 +109,17 @@ impl Partition {
     }
 
     /// Drops the oldest events beyond `retention` (size, or older than `now - age`); returns the
-    /// sequence number below which every event is now gone, if anything was dropped.
+    /// sequence number below which every event is now gone, if anything was dropped. Only
+    /// visible events go: one whose commit is pending stays until it has been readable (so
+    /// the newest readable event's numbers are always known), which lets the partition exceed
+    /// its size by the events in flight.
     pub(super) fn trim(&mut self, retention: Retention, now: SystemTime) -> Option<i64> {
         let oldest_kept = now.checked_sub(retention.age);
         let mut dropped = None;
         while let Some(oldest) = self.events.front() {
+            if oldest.sequence_number >= self.visible_until {
+                break;
+            }
             let too_old = oldest_kept.is_some_and(|limit| oldest.enqueued_time <= limit);
             if self.bytes <= retention.bytes && !too_old {
                 break;
