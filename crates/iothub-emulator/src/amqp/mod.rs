@@ -106,6 +106,7 @@ impl AmqpEndpoint {
             .container_id(format!("iothub-emulator-{}", self.inner.entity))
             .max_frame_size(MAX_FRAME_SIZE)
             .channel_max(MAX_SESSIONS_PER_CONNECTION - 1)
+            .properties(product_properties())
             .sasl_acceptor(sasl::Sasl::new(self.inner.hub.clone(), auth.clone()))
             .build();
         let stop = self.inner.connections.shutdown_signal().child_token();
@@ -144,6 +145,7 @@ impl AmqpEndpoint {
         let mut sessions = JoinSet::new();
         let acceptor = SessionAcceptor::builder()
             .handle_max(u32::try_from(MAX_LINKS_PER_SESSION - 1).unwrap_or(u32::MAX))
+            .properties(product_properties())
             .build();
         loop {
             tokio::select! {
@@ -166,6 +168,19 @@ impl AmqpEndpoint {
         context.stop.cancel();
         while sessions.join_next().await.is_some() {}
     }
+}
+
+/// The `properties` of the Open, Begin and Attach the endpoint sends. Besides naming the
+/// product, a last field that is set makes the encoder write every field before it: the
+/// Python Event Hubs client (pyamqp) reads performative fields by position and fails on a
+/// list whose trailing nulls were left out, which AMQP allows.
+fn product_properties() -> Fields {
+    let mut properties = Fields::new();
+    properties.insert(
+        Symbol::from("product"),
+        Value::String("iothub-emulator".to_string()),
+    );
+    properties
 }
 
 /// What every link task of one connection shares.
@@ -225,6 +240,7 @@ async fn serve_session(mut session: ListenerSessionHandle, context: Arc<Connecti
                 let role = attach.role.clone();
                 let endpoint = match LinkAcceptor::builder()
                     .max_message_size(MAX_REQUEST_SIZE)
+                    .properties(product_properties())
                     .build()
                     .accept_incoming_attach(attach, &mut session)
                     .await
