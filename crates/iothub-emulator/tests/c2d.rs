@@ -670,3 +670,29 @@ async fn a_message_not_acknowledged_within_its_lock_is_sent_again_on_the_same_co
     assert_eq!(records[0]["statusCode"], "Success");
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_send_whose_commit_fails_is_answered_500_and_never_delivered() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let hub = TestHub::durable_in(&data_dir).await;
+    let device = hub.device("disk-full").await;
+    let mut raw = connect(&hub, &device).await;
+    hub.emulator().fail_next_commit();
+    let (status, text) = hub
+        .send_c2d("disk-full", "lost", &[("iothub-messageid", "lost")])
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert!(text.contains("ErrorCode:ServerError;"), "{text}");
+    assert!(
+        sync(&mut raw).await.is_empty(),
+        "an uncommitted message is not delivered"
+    );
+    assert_eq!(message_count(&hub, "disk-full").await, 0);
+    drop(raw);
+    hub.shutdown().await;
+
+    let hub = TestHub::durable_in(&data_dir).await;
+    assert_eq!(message_count(&hub, "disk-full").await, 0, "nor stored");
+    hub.shutdown().await;
+}

@@ -18,6 +18,8 @@ mod edge;
 /// The event log behind the built-in Event Hub-compatible endpoint: telemetry and the hub's own
 /// events, partitions, order, retention, durability.
 mod event_log;
+/// Percent-encoded path separators (IoT Explorer) reach the plain paths' resources.
+mod encoded_paths;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.

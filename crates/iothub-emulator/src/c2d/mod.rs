@@ -156,6 +156,21 @@ impl CloudToDevice {
             .store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// How long a delivery stays locked to its connection.
+    fn lock_duration(&self) -> std::time::Duration {
+        #[cfg(feature = "test-support")]
+        {
+            let ms = self
+                .shared
+                .lock_override_ms
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if ms > 0 {
+                return std::time::Duration::from_millis(ms);
+            }
+        }
+        store::LOCK_DURATION
+    }
+
     /// Accepts a message for `device_id`. Call with the hub's state lock held and the device
     /// known to exist; then await [`CloudToDevice::committed`] without it.
     ///
@@ -260,22 +275,11 @@ impl CloudToDevice {
         let now = self.now();
         let mut effects = Effects::default();
         let mut state = self.lock();
-        #[allow(unused_mut)]
-        let mut deliveries = state.queues.take(device_id, receiver, now, &mut effects);
+        let lock_for = self.lock_duration();
+        let deliveries = state
+            .queues
+            .take(device_id, receiver, now, lock_for, &mut effects);
         let _ = self.write(&mut state, effects, None);
-        drop(state);
-        #[cfg(feature = "test-support")]
-        {
-            let ms = self
-                .shared
-                .lock_override_ms
-                .load(std::sync::atomic::Ordering::SeqCst);
-            if ms > 0 {
-                for delivery in &mut deliveries {
-                    delivery.lock_for = std::time::Duration::from_millis(ms);
-                }
-            }
-        }
         deliveries
     }
 

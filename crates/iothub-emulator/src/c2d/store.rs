@@ -233,13 +233,15 @@ impl Queues {
         });
     }
 
-    /// Hands every deliverable message of `device_id` to connection `receiver`, oldest first;
-    /// expired ones and ones delivered [`MAX_DELIVERY_COUNT`] times are dead-lettered instead.
+    /// Hands every deliverable message of `device_id` to connection `receiver`, oldest first,
+    /// each locked to it for `lock_for`; expired ones and ones delivered
+    /// [`MAX_DELIVERY_COUNT`] times are dead-lettered instead.
     pub(crate) fn take(
         &mut self,
         device_id: &str,
         receiver: u64,
         now: u64,
+        lock_for: Duration,
         effects: &mut Effects,
     ) -> Vec<Delivery> {
         self.expire(device_id, now, effects);
@@ -264,7 +266,7 @@ impl Queues {
                 topic: slot.message.topic(),
                 payload: slot.message.body.clone(),
                 redelivery: slot.message.delivery_count > 1,
-                lock_for: LOCK_DURATION,
+                lock_for,
             });
         }
         deliveries
@@ -460,15 +462,20 @@ mod tests {
         send(&mut queues, "a", Some(Ack::Positive), 0).unwrap();
         send(&mut queues, "b", None, 0).unwrap();
         let mut effects = Effects::default();
-        let first = queues.take("d", 1, 0, &mut effects);
+        let first = queues.take("d", 1, 0, LOCK_DURATION, &mut effects);
         assert_eq!(first.len(), 2);
         assert!(!first[0].redelivery);
-        assert!(queues.take("d", 1, 0, &mut effects).is_empty(), "in flight");
+        assert!(
+            queues
+                .take("d", 1, 0, LOCK_DURATION, &mut effects)
+                .is_empty(),
+            "in flight"
+        );
         queues.complete("d", first[0].lock, 5, &mut effects);
         assert_eq!(effects.feedback.len(), 1);
         assert_eq!(effects.feedback[0].status, FeedbackStatus::Success);
         assert!(queues.release("d", 1));
-        let again = queues.take("d", 2, 0, &mut effects);
+        let again = queues.take("d", 2, 0, LOCK_DURATION, &mut effects);
         assert_eq!(again.len(), 1);
         assert!(again[0].redelivery);
         assert!(again[0].topic.contains("%24.mid=b"));
@@ -480,10 +487,17 @@ mod tests {
         send(&mut queues, "a", Some(Ack::Negative), 0).unwrap();
         let mut effects = Effects::default();
         for receiver in 0..u64::from(MAX_DELIVERY_COUNT) {
-            assert_eq!(queues.take("d", receiver, 0, &mut effects).len(), 1);
+            assert_eq!(
+                queues
+                    .take("d", receiver, 0, LOCK_DURATION, &mut effects)
+                    .len(),
+                1
+            );
             queues.release("d", receiver);
         }
-        assert!(queues.take("d", 99, 0, &mut effects).is_empty());
+        assert!(queues
+            .take("d", 99, 0, LOCK_DURATION, &mut effects)
+            .is_empty());
         assert_eq!(
             effects.feedback.last().map(|r| r.status),
             Some(FeedbackStatus::DeliveryCountExceeded)
@@ -501,10 +515,17 @@ mod tests {
             .enqueue("d", "g", late, 0, true, &mut Effects::default())
             .unwrap();
         let mut effects = Effects::default();
-        assert_eq!(queues.take("d", 1, DEFAULT_TTL_MS, &mut effects).len(), 1);
+        assert_eq!(
+            queues
+                .take("d", 1, DEFAULT_TTL_MS, LOCK_DURATION, &mut effects)
+                .len(),
+            1
+        );
         assert_eq!(effects.feedback[0].status, FeedbackStatus::Expired);
         queues.release("d", 1);
-        assert!(queues.take("d", 2, MAX_TTL_MS, &mut effects).is_empty());
+        assert!(queues
+            .take("d", 2, MAX_TTL_MS, LOCK_DURATION, &mut effects)
+            .is_empty());
         assert_eq!(queues.depth("d"), 0);
     }
 
@@ -522,9 +543,11 @@ mod tests {
                 &mut effects,
             )
             .unwrap();
-        assert!(queues.take("d", 1, 0, &mut effects).is_empty());
+        assert!(queues
+            .take("d", 1, 0, LOCK_DURATION, &mut effects)
+            .is_empty());
         assert!(queues.mark_committed("d", seq));
-        assert_eq!(queues.take("d", 1, 0, &mut effects).len(), 1);
+        assert_eq!(queues.take("d", 1, 0, LOCK_DURATION, &mut effects).len(), 1);
         assert!(queues.release("d", 1));
         send(&mut queues, "b", None, 0).unwrap();
         let mut effects = Effects::default();
@@ -568,7 +591,7 @@ mod tests {
             })
             .collect();
         let mut restored = Queues::restore(rows).unwrap();
-        let got = restored.take("d", 1, 0, &mut Effects::default());
+        let got = restored.take("d", 1, 0, LOCK_DURATION, &mut Effects::default());
         assert!(got[0].topic.contains("mid=a") && got[1].topic.contains("mid=b"));
         let next = send(&mut restored, "c", None, 0).unwrap();
         assert_eq!(next, 3);
