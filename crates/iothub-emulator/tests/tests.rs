@@ -15,11 +15,11 @@ mod bulk_registry;
 mod c2d;
 /// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
 mod edge;
+/// Percent-encoded path separators (IoT Explorer) reach the plain paths' resources.
+mod encoded_paths;
 /// The event log behind the built-in Event Hub-compatible endpoint: telemetry and the hub's own
 /// events, partitions, order, retention, durability.
 mod event_log;
-/// Percent-encoded path separators (IoT Explorer) reach the plain paths' resources.
-mod encoded_paths;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.
