@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use iothub_cli::{exit, parse_duration, StopSignals};
+use iothub_cli::{exit, parse_duration, parse_positive_duration, StopSignals};
 use iothub_emulator::{ConnectionLimits, Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
@@ -62,10 +62,30 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_PARTITIONS,
         value_parser = clap::value_parser!(u32).range(1..=i64::from(iothub_emulator::MAX_PARTITIONS)))]
     partitions: u32,
+    /// Bytes each partition of the built-in endpoint keeps (bodies, properties, annotations);
+    /// the oldest events go first beyond it. Default 32 MiB (33554432).
+    #[arg(long, value_name = "BYTES", default_value_t = iothub_emulator::DEFAULT_RETENTION_BYTES,
+        value_parser = parse_retention_bytes)]
+    event_retention_bytes: usize,
+    /// How long the built-in endpoint keeps an event (e.g. 1h, 7d is the real hub's maximum).
+    /// Default 1d, the real hub's default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "1d")]
+    event_retention: std::time::Duration,
     /// More logging on stderr (-v: device connections, -vv: debug, -vvv: dependencies too);
     /// RUST_LOG overrides.
     #[arg(short = 'v', long, action = ArgAction::Count)]
     verbose: u8,
+}
+
+/// `--event-retention-bytes`: at least 1 KiB, so that a partition can hold an event.
+fn parse_retention_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a byte count (e.g. 33554432)"))?;
+    if bytes < 1024 {
+        return Err(format!("{bytes} bytes is too small: use at least 1024"));
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {
@@ -110,7 +130,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         query_lag: cli.query_lag,
         events: iothub_emulator::EventsConfig {
             partitions: cli.partitions,
-            ..iothub_emulator::EventsConfig::default()
+            retention_bytes: cli.event_retention_bytes,
+            retention: cli.event_retention,
         },
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;

@@ -150,10 +150,20 @@ impl TestHub {
     /// second one started on it restarts the same hub); devices are added as with
     /// [`TestHub::start`].
     pub async fn durable_in(data_dir: &std::path::Path) -> TestHub {
+        TestHub::durable_configured(data_dir, |_| {}).await
+    }
+
+    /// A durable emulator like [`TestHub::durable_in`], with `configure` applied to its
+    /// configuration first (partitions, event retention, …).
+    pub async fn durable_configured(
+        data_dir: &std::path::Path,
+        configure: impl FnOnce(&mut EmulatorConfig),
+    ) -> TestHub {
         install_crypto_provider();
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = EmulatorConfig::for_tests(data_dir);
         config.in_memory = false;
+        configure(&mut config);
         let emulator = Emulator::start(config).await.expect("emulator starts");
         let http = https_client(emulator.ca_pem());
         TestHub {

@@ -168,3 +168,160 @@ async fn each_device_keeps_its_order_and_devices_spread_over_partitions() {
     assert_eq!(rest.first().map(|e| e.sequence_number), Some(5));
     hub.shutdown().await;
 }
+
+/// Publishes `count` QoS 1 messages `{first}..` and waits for every PUBACK; with a durable
+/// store, each event is readable (committed) by the time its PUBACK arrives.
+async fn publish_acknowledged(
+    hub: &TestHub,
+    client: &crate::support::mqtt::Client,
+    device: &str,
+    first: usize,
+    count: usize,
+) {
+    let partition = hub.partition_for(device);
+    let base = hub.partition_info(partition).last_enqueued_sequence_number;
+    for n in first..first + count {
+        client
+            .client
+            .publish(
+                format!("devices/{device}/messages/events/n={n}"),
+                QoS::AtLeastOnce,
+                false,
+                format!("m{n}"),
+            )
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < count {
+        match client.next().await {
+            Some(Ok(rumqttc::Packet::PubAck(_))) => {
+                acked += 1;
+                let readable = hub.partition_info(partition).last_enqueued_sequence_number;
+                let expected = base + i64::try_from(acked).unwrap();
+                assert!(
+                    readable >= expected,
+                    "message {acked} is stored (readable through {readable}) before its PUBACK"
+                );
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected PUBACKs, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn durable_events_survive_a_restart_and_numbering_continues() {
+    let data = tempfile::tempdir().unwrap();
+    let hub = TestHub::durable_in(data.path()).await;
+    let device = hub.device("keeper").await;
+    let partition = hub.partition_for("keeper");
+    let client = hub.connect(&device).await;
+    publish_acknowledged(&hub, &client, "keeper", 0, 5).await;
+    let before = hub.events(partition, StartPosition::Earliest);
+    assert_eq!(before.len(), 5);
+    drop(client);
+    hub.shutdown().await;
+
+    let hub = TestHub::durable_in(data.path()).await;
+    let after = hub.events(partition, StartPosition::Earliest);
+    assert_eq!(
+        after, before,
+        "numbers, offsets, times, annotations and bodies restored"
+    );
+    // A consumer resumes from a checkpointed offset.
+    let resumed = hub.events(
+        partition,
+        StartPosition::Offset {
+            value: before[2].offset,
+            inclusive: false,
+        },
+    );
+    assert_eq!(resumed, before[3..].to_vec());
+    let device = crate::support::mqtt::Device {
+        id: "keeper".into(),
+        key: device.key,
+    };
+    let client = hub.connect(&device).await;
+    publish_acknowledged(&hub, &client, "keeper", 5, 1).await;
+    let next = hub.events(
+        partition,
+        StartPosition::Sequence {
+            value: 4,
+            inclusive: false,
+        },
+    );
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].sequence_number, 5);
+    assert!(next[0].offset > before[4].offset);
+    drop(client);
+    hub.shutdown().await;
+
+    // The partition count is fixed when the hub is created.
+    let mut config = iothub_emulator::EmulatorConfig::for_tests(data.path());
+    config.in_memory = false;
+    config.events.partitions = 7;
+    let refused = iothub_emulator::Emulator::start(config).await.unwrap_err();
+    assert!(refused.to_string().contains("--partitions 4"), "{refused}");
+}
+
+#[tokio::test]
+async fn retention_bounds_each_partition_and_pruned_numbering_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    // Room for a handful of small events per partition.
+    let configure = |config: &mut iothub_emulator::EmulatorConfig| {
+        config.events.partitions = 1;
+        config.events.retention_bytes = 2048;
+    };
+    let hub = TestHub::durable_configured(data.path(), configure).await;
+    let device = hub.device("chatty").await;
+    let client = hub.connect(&device).await;
+    publish_acknowledged(&hub, &client, "chatty", 0, 600).await;
+    let kept = hub.events(0, StartPosition::Earliest);
+    let footprint: usize = kept.iter().map(StoredEvent::footprint).sum();
+    assert!(footprint <= 2048, "{footprint} bytes kept");
+    assert!(kept.len() >= 5, "{} events kept", kept.len());
+    assert_eq!(kept.last().unwrap().sequence_number, 599);
+    let info = hub.partition_info(0);
+    assert_eq!(info.begin_sequence_number, kept[0].sequence_number);
+    assert_eq!(info.last_enqueued_sequence_number, 599);
+    drop(client);
+    hub.shutdown().await;
+
+    let hub = TestHub::durable_configured(data.path(), configure).await;
+    assert_eq!(hub.events(0, StartPosition::Earliest), kept);
+    hub.shutdown().await;
+
+    // An age of zero expires everything: the partition is empty, its numbering goes on.
+    let expire = |config: &mut iothub_emulator::EmulatorConfig| {
+        configure(config);
+        config.events.retention = std::time::Duration::ZERO;
+    };
+    let hub = TestHub::durable_configured(data.path(), expire).await;
+    let info = hub.partition_info(0);
+    assert!(info.is_empty);
+    assert_eq!(info.begin_sequence_number, 600);
+    assert_eq!(info.last_enqueued_sequence_number, 599);
+    hub.shutdown().await;
+    let hub = TestHub::durable_configured(data.path(), configure).await;
+    let device = crate::support::mqtt::Device {
+        id: "chatty".into(),
+        key: device.key,
+    };
+    let client = hub.connect(&device).await;
+    client
+        .client
+        .publish(
+            "devices/chatty/messages/events/",
+            QoS::AtLeastOnce,
+            false,
+            "late",
+        )
+        .await
+        .unwrap();
+    let events = hub.wait_for_events(0, 600).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].sequence_number, 600);
+    drop(client);
+    hub.shutdown().await;
+}

@@ -12,13 +12,16 @@
 //! [`EventLog::subscribe`] for more.
 
 mod partition;
+mod store;
 mod telemetry;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+
+use crate::persist::{EventPartitionRow, EventRow, PersistError, StoreSender, WriteOp};
 
 use partition::{Partition, Retention};
 pub(crate) use telemetry::TelemetryOrigin;
@@ -60,7 +63,7 @@ impl Default for EventsConfig {
 
 /// A value of a message annotation or an application property; the AMQP endpoint maps each
 /// variant to the AMQP type of the same name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventValue {
     /// AMQP `string`.
     String(String),
@@ -80,7 +83,7 @@ pub type AnnotationValue = EventValue;
 pub type PropertyValue = EventValue;
 
 /// The AMQP properties section of an event (`None`: the field is absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct EventProperties {
     /// `message-id` (`$.mid`).
@@ -223,6 +226,10 @@ struct Inner {
     created_at: SystemTime,
     retention: Retention,
     partitions: Vec<PartitionSlot>,
+    /// `None` for an in-memory hub: events are readable at once. With a store, an event is
+    /// readable once its row has committed, so a reader never sees an event a crash could
+    /// take back (and a sequence number is never handed out twice).
+    store: Option<StoreSender>,
 }
 
 #[derive(Debug)]
@@ -238,27 +245,104 @@ impl PartitionSlot {
     }
 }
 
+/// What [`EventLog::append`] did.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// The event as numbered and stored.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub event: StoredEvent,
+    /// Resolves once the event's row has committed (`None` for an in-memory hub, where the
+    /// event is readable already). The device's PUBACK waits for it.
+    pub committed: Option<oneshot::Receiver<Result<(), PersistError>>>,
+}
+
+/// The log's rows to write at start-up (partitions created, expired events pruned).
+pub(crate) type StartupWrites = Vec<WriteOp>;
+
 impl EventLog {
     /// An empty in-memory log shaped by `config` (the partition count clamped to
     /// 1..=[`MAX_PARTITIONS`]; the emulator's configuration refuses other values first).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(config: EventsConfig) -> EventLog {
+        let (log, _) = EventLog::restore(config, Vec::new(), Vec::new(), None)
+            .unwrap_or_else(|_| unreachable!("an empty log without a store always restores"));
+        log
+    }
+
+    /// The log from its stored rows (none for an in-memory hub), with the rows to write before
+    /// the hub serves: the partitions of a new log, the pruning of events beyond retention.
+    ///
+    /// # Errors
+    /// A stored row does not decode, or the stored partition count differs from `config`'s
+    /// (it is fixed when a hub is created).
+    pub(crate) fn restore(
+        config: EventsConfig,
+        partition_rows: Vec<EventPartitionRow>,
+        rows: Vec<EventRow>,
+        store: Option<StoreSender>,
+    ) -> Result<(EventLog, StartupWrites), PersistError> {
         let count = config.partitions.clamp(1, MAX_PARTITIONS);
-        let partitions = (0..count)
-            .map(|_| PartitionSlot {
-                state: Mutex::new(Partition::starting_at(0, 0)),
-                newest: watch::channel(-1).0,
+        let mut writes = Vec::new();
+        if store.is_some() {
+            let stored = u32::try_from(partition_rows.len()).unwrap_or(u32::MAX);
+            if stored == 0 {
+                writes.push(WriteOp::InitEventPartitions { count });
+            } else if stored != count {
+                return Err(PersistError::PartitionCount {
+                    stored,
+                    configured: count,
+                });
+            }
+        }
+        let mut partitions: Vec<Partition> = (0..count)
+            .map(|p| {
+                let start = partition_rows.iter().find(|row| row.partition == p);
+                start.map_or_else(
+                    || Partition::starting_at(0, 0),
+                    |row| Partition::starting_at(row.pruned_below, row.next_offset),
+                )
             })
             .collect();
-        EventLog {
+        for row in rows {
+            let event = store::restore(row)?;
+            let Some(partition) = usize::try_from(event.partition)
+                .ok()
+                .and_then(|p| partitions.get_mut(p))
+            else {
+                continue;
+            };
+            partition.restore(event);
+        }
+        let retention = Retention {
+            bytes: config.retention_bytes,
+            age: config.retention,
+        };
+        let now = SystemTime::now();
+        let partitions = partitions
+            .into_iter()
+            .enumerate()
+            .map(|(id, mut partition)| {
+                partition.trim(retention, now);
+                let id = u32::try_from(id).unwrap_or(0);
+                if store.is_some() {
+                    writes.extend(partition.prune(id, 1));
+                }
+                let newest = partition.last_sequence_number();
+                PartitionSlot {
+                    state: Mutex::new(partition),
+                    newest: watch::channel(newest).0,
+                }
+            })
+            .collect();
+        let log = EventLog {
             inner: Arc::new(Inner {
                 created_at: SystemTime::now(),
-                retention: Retention {
-                    bytes: config.retention_bytes,
-                    age: config.retention,
-                },
+                retention,
                 partitions,
+                store,
             }),
-        }
+        };
+        Ok((log, writes))
     }
 
     /// Number of partitions (ids `0..count`).
@@ -288,46 +372,94 @@ impl EventLog {
         self.inner.partitions.get(usize::try_from(partition).ok()?)
     }
 
-    /// Appends `event` to its device's partition, numbered and stamped now; readers see it at
-    /// once. Returns it as stored.
-    pub(crate) fn append(&self, mut event: StoredEvent) -> StoredEvent {
+    /// Appends `event` to its device's partition, numbered and stamped now. In memory it is
+    /// readable at once; with a store, once its row commits (see [`Appended::committed`]).
+    pub(crate) fn append(&self, mut event: StoredEvent) -> Appended {
         let partition = self.partition_for(&event.partition_key);
         event.partition = partition;
         let Some(slot) = self.slot(partition) else {
-            return event;
+            return Appended {
+                event,
+                committed: None,
+            };
         };
-        let stored = {
-            let mut state = slot.lock();
-            let now = SystemTime::now();
-            event.enqueued_time = state.not_before(now);
-            stamp_enqueued_time(&mut event);
-            let stored = state.append(event, true);
-            state.trim(self.inner.retention, now);
-            stored
+        let Some(store) = &self.inner.store else {
+            let stored = {
+                let mut state = slot.lock();
+                let now = SystemTime::now();
+                event.enqueued_time = state.not_before(now);
+                stamp_enqueued_time(&mut event);
+                let stored = state.append(event, true);
+                state.trim(self.inner.retention, now);
+                stored
+            };
+            slot.newest.send_replace(stored.sequence_number);
+            return Appended {
+                event: stored,
+                committed: None,
+            };
         };
-        slot.newest.send_replace(stored.sequence_number);
-        stored
+        let mut state = slot.lock();
+        let now = SystemTime::now();
+        event.enqueued_time = state.not_before(now);
+        stamp_enqueued_time(&mut event);
+        let row = match store::put(&event) {
+            Ok(row) => row,
+            Err(error) => {
+                // Nothing numbered, nothing kept: the device gets no PUBACK.
+                let (failed, committed) = oneshot::channel();
+                let _ = failed.send(Err(error));
+                return Appended {
+                    event,
+                    committed: Some(committed),
+                };
+            }
+        };
+        let stored = state.append(event, false);
+        let mut ops = vec![with_numbers(row, &stored)];
+        state.trim(self.inner.retention, now);
+        ops.extend(state.prune(partition, PRUNE_BATCH));
+        let inner = Arc::clone(&self.inner);
+        let sequence = stored.sequence_number;
+        // Runs on the writer thread after the commit, in commit order.
+        let visible = Box::new(move || inner.made_durable(partition, sequence));
+        let committed = store.submit(ops, Some(visible));
+        drop(state);
+        Appended {
+            event: stored,
+            committed: Some(committed),
+        }
     }
 
-    #[cfg_attr(not(feature = "test-support"), allow(dead_code))] // read by the AMQP endpoint
-    /// Facts about `partition`; `None` for a partition that does not exist.
-    pub(crate) fn partition_info(&self, partition: u32) -> Option<PartitionInfo> {
-        let slot = self.slot(partition)?;
+    /// Applies retention to `partition` now (the store prunes in batches).
+    fn trimmed<'a>(&self, slot: &'a PartitionSlot, partition: u32) -> MutexGuard<'a, Partition> {
         let mut state = slot.lock();
         state.trim(self.inner.retention, SystemTime::now());
-        Some(state.info())
+        if let Some(store) = &self.inner.store {
+            if let Some(prune) = state.prune(partition, PRUNE_BATCH) {
+                // Nobody waits for it: a crash before it commits only leaves rows that the
+                // next start prunes again.
+                drop(store.submit(vec![prune], None));
+            }
+        }
+        state
     }
 
+    /// Facts about `partition`; `None` for a partition that does not exist.
     #[cfg_attr(not(feature = "test-support"), allow(dead_code))] // read by the AMQP endpoint
+    pub(crate) fn partition_info(&self, partition: u32) -> Option<PartitionInfo> {
+        let slot = self.slot(partition)?;
+        Some(self.trimmed(slot, partition).info())
+    }
+
     /// Up to `max` events of `partition` at `from`, oldest first (none for a partition that
     /// does not exist). Events beyond retention are never returned.
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))] // read by the AMQP endpoint
     pub(crate) fn read(&self, partition: u32, from: StartPosition, max: usize) -> Vec<StoredEvent> {
         let Some(slot) = self.slot(partition) else {
             return Vec::new();
         };
-        let mut state = slot.lock();
-        state.trim(self.inner.retention, SystemTime::now());
-        state.read(&from, max)
+        self.trimmed(slot, partition).read(&from, max)
     }
 
     #[allow(dead_code)] // read by the AMQP endpoint's receiver links
@@ -343,11 +475,49 @@ impl EventLog {
         }
     }
 
-    #[cfg_attr(not(feature = "test-support"), allow(dead_code))] // read by the AMQP endpoint
     /// Follows the last sequence number of `partition` (-1 before its first event): it changes
     /// whenever an event becomes readable. `None` for a partition that does not exist.
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))] // read by the AMQP endpoint
     pub(crate) fn subscribe(&self, partition: u32) -> Option<watch::Receiver<i64>> {
         Some(self.slot(partition)?.newest.subscribe())
+    }
+}
+
+impl Inner {
+    /// The row of event `sequence` in `partition` has committed: it becomes readable.
+    fn made_durable(&self, partition: u32, sequence: i64) {
+        let Some(slot) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        else {
+            return;
+        };
+        if slot.lock().make_visible(sequence) {
+            slot.newest.send_replace(sequence);
+        }
+    }
+}
+
+/// Dropped events a partition collects before their rows are deleted in one statement.
+const PRUNE_BATCH: i64 = 256;
+
+/// `row` (made before numbering) with `event`'s partition, sequence number and offset.
+fn with_numbers(row: WriteOp, event: &StoredEvent) -> WriteOp {
+    match row {
+        WriteOp::PutEvent {
+            enqueued_nanos,
+            body,
+            meta,
+            ..
+        } => WriteOp::PutEvent {
+            partition: event.partition,
+            sequence: event.sequence_number,
+            offset: event.offset,
+            enqueued_nanos,
+            body,
+            meta,
+        },
+        other => other,
     }
 }
 

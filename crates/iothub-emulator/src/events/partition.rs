@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use super::{PartitionInfo, StartPosition, StoredEvent};
+use crate::persist::WriteOp;
 
 /// What bounds a partition: its retained bytes (footprints, see [`StoredEvent::footprint`]) and
 /// the age of its oldest event.
@@ -31,6 +32,8 @@ pub(super) struct Partition {
     visible_until: i64,
     /// The last event ever appended and made visible, kept after retention drops it.
     last_visible: Option<(i64, i64, SystemTime)>,
+    /// The store holds no row below this sequence number (pruned, or never written).
+    deleted_below: i64,
 }
 
 impl Partition {
@@ -43,6 +46,7 @@ impl Partition {
             next_offset,
             visible_until: next_sequence,
             last_visible: None,
+            deleted_below: next_sequence,
         }
     }
 
@@ -77,7 +81,6 @@ impl Partition {
     }
 
     /// Keeps an event restored from the store (already numbered, in order).
-    #[allow(dead_code)] // the durable log's restore, next
     pub(super) fn restore(&mut self, event: StoredEvent) {
         self.next_sequence = event.sequence_number + 1;
         self.next_offset = event
@@ -127,6 +130,24 @@ impl Partition {
         dropped
     }
 
+    /// The store's deletion of the rows retention dropped, once at least `batch` of them are
+    /// waiting (so one statement deletes many rows); `None` when fewer are.
+    pub(super) fn prune(&mut self, partition: u32, batch: i64) -> Option<WriteOp> {
+        let (below, next_offset) = match self.events.front() {
+            Some(oldest) => (oldest.sequence_number, oldest.offset),
+            None => (self.next_sequence, self.next_offset),
+        };
+        if below - self.deleted_below < batch.max(1) {
+            return None;
+        }
+        self.deleted_below = below;
+        Some(WriteOp::PruneEvents {
+            partition,
+            below,
+            next_offset,
+        })
+    }
+
     fn visible(&self) -> impl DoubleEndedIterator<Item = &StoredEvent> {
         let end = self
             .events
@@ -172,7 +193,6 @@ impl Partition {
     }
 
     /// The sequence number of the last visible event (-1 before the first one).
-    #[allow(dead_code)] // through `EventLog::resolve`
     pub(super) fn last_sequence_number(&self) -> i64 {
         self.last_visible.map_or(-1, |(sequence, _, _)| sequence)
     }

@@ -42,8 +42,8 @@ fn numbering_per_partition_offsets_and_order() {
     let p = log.partition_for("d1");
     let mut newest = log.subscribe(p).unwrap();
     assert_eq!(*newest.borrow_and_update(), -1);
-    let first = log.append(event("d1", "a"));
-    let second = log.append(event("d1", "bb"));
+    let first = log.append(event("d1", "a")).event;
+    let second = log.append(event("d1", "bb")).event;
     assert_eq!(
         (first.partition, first.sequence_number, first.offset),
         (p, 0, 0)
@@ -107,7 +107,10 @@ fn an_empty_partition_reports_minus_one() {
 #[test]
 fn retention_by_size_drops_the_oldest_and_advances_the_beginning() {
     // As stored: with its `iothub-enqueuedtime` annotation.
-    let one = log(1).append(event("d", &"x".repeat(100))).footprint();
+    let one = log(1)
+        .append(event("d", &"x".repeat(100)))
+        .event
+        .footprint();
     let log = EventLog::new(EventsConfig {
         partitions: 1,
         retention_bytes: one * 3,
@@ -143,5 +146,5 @@ fn retention_by_age_empties_a_partition_but_keeps_the_numbering() {
     assert_eq!(info.begin_sequence_number, 1);
     assert_eq!(info.last_enqueued_sequence_number, 0);
     assert!(log.read(0, StartPosition::Earliest, 10).is_empty());
-    assert_eq!(log.append(event("d", "new")).sequence_number, 1);
+    assert_eq!(log.append(event("d", "new")).event.sequence_number, 1);
 }

@@ -45,6 +45,13 @@ impl Hub {
             Arc::clone(&sessions),
         )
         .map_err(HubError::Storage)?;
+        let (event_log, event_rows) = crate::events::EventLog::restore(
+            events,
+            loaded.event_partitions,
+            loaded.events,
+            store.as_ref().map(Store::sender),
+        )
+        .map_err(HubError::Storage)?;
         let hub = Hub {
             shared: Arc::new(Shared {
                 hostname,
@@ -61,9 +68,16 @@ impl Hub {
                 store,
                 c2d,
                 telemetry: crate::telemetry::TelemetryBuffer::default(),
-                events: crate::events::EventLog::new(events),
+                events: event_log,
             }),
         };
+        if let (Some(store), false) = (&hub.shared.store, event_rows.is_empty()) {
+            store
+                .submit(event_rows, None)
+                .await
+                .map_err(|_| HubError::Storage(PersistError::Closed))?
+                .map_err(HubError::Storage)?;
+        }
         if !new_rows.is_empty() {
             let pending = {
                 let mut state = hub.lock();
