@@ -15,6 +15,8 @@ pub struct EmulatorConfig {
     pub https_port: u16,
     /// MQTT over TLS; 0 = any free port.
     pub mqtt_port: u16,
+    /// AMQP over TLS (the Event Hub-compatible endpoint); 0 = any free port.
+    pub amqp_port: u16,
     /// State, keys and CA live here.
     pub data_dir: PathBuf,
     /// Keep nothing on disk except the CA files.
@@ -74,6 +76,7 @@ impl EmulatorConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             https_port: 0,
             mqtt_port: 0,
+            amqp_port: 0,
             data_dir: data_dir.to_path_buf(),
             in_memory: true,
             devices: Vec::new(),

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod amqp;
 mod c2d;
 mod config;
 mod connections;

@@ -41,6 +41,9 @@ struct Cli {
     /// MQTT over TLS; 0 = any free port.
     #[arg(long, value_name = "PORT", default_value_t = 8883)]
     mqtt_port: u16,
+    /// AMQP 1.0 over TLS: the built-in Event Hub-compatible endpoint; 0 = any free port.
+    #[arg(long, value_name = "PORT", default_value_t = 5671)]
+    amqp_port: u16,
     /// Register this device at start if missing (repeatable; keys kept if present).
     #[arg(long = "device", value_name = "ID")]
     devices: Vec<String>,
@@ -118,6 +121,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         bind: cli.bind,
         https_port: cli.https_port,
         mqtt_port: cli.mqtt_port,
+        amqp_port: cli.amqp_port,
         data_dir: cli.data_dir,
         in_memory: cli.in_memory,
         devices: cli.devices.clone(),
@@ -172,8 +176,10 @@ fn write_ready_file(
         "hostname": emulator.hostname(),
         "https_port": emulator.https_port(),
         "mqtt_port": emulator.mqtt_port(),
+        "amqp_port": emulator.amqp_port(),
         "ca_file": emulator.ca_file(),
         "service_connection_string": emulator.service_connection_string(),
+        "eventhub_connection_string": emulator.eventhub_connection_string(),
         "devices": devices,
     });
     let mut tmp_name = path.as_os_str().to_owned();
@@ -210,6 +216,11 @@ fn print_exports(emulator: &RunningEmulator, ids: &[String], devices: &Map<Strin
     );
     let _ = writeln!(
         out,
+        "export IOTHUB_EVENTHUB_CONNECTION_STRING={}",
+        shell_quote(&emulator.eventhub_connection_string())
+    );
+    let _ = writeln!(
+        out,
         "export IOTHUB_CA_FILE={}",
         shell_quote(&emulator.ca_file().display().to_string())
     );
@@ -227,10 +238,12 @@ fn print_exports(emulator: &RunningEmulator, ids: &[String], devices: &Map<Strin
 
 fn print_banner(emulator: &RunningEmulator, in_memory: bool) {
     eprintln!(
-        "iothub-emulator ready: hub {host}\n  REST + MQTT/WebSockets  https://{host}:{https}\n  MQTT over TLS           mqtts://{host}:{mqtt}\n  CA certificate          {ca}\n  state                   {state}\n  Ctrl-C to stop",
+        "iothub-emulator ready: hub {host}\n  REST + MQTT/WebSockets  https://{host}:{https}\n  MQTT over TLS           mqtts://{host}:{mqtt}\n  AMQP (Event Hubs)       amqps://{host}:{amqp}/{entity}\n  CA certificate          {ca}\n  state                   {state}\n  Ctrl-C to stop",
         host = emulator.hostname(),
         https = emulator.https_port(),
         mqtt = emulator.mqtt_port(),
+        amqp = emulator.amqp_port(),
+        entity = emulator.hostname().split('.').next().unwrap_or_default(),
         ca = emulator.ca_file().display(),
         state = if in_memory { "in memory" } else { "durable (data dir)" },
     );
@@ -245,6 +258,7 @@ mod tests {
         let cli = Cli::try_parse_from(["iothub-emulator"]).unwrap();
         assert_eq!(cli.https_port, 8443);
         assert_eq!(cli.mqtt_port, 8883);
+        assert_eq!(cli.amqp_port, 5671);
         assert_eq!(cli.hostname, "localhost");
         let cli = Cli::try_parse_from([
             "iothub-emulator",

@@ -7,6 +7,8 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// The AMQP front door: CBS, `$management`, partition receivers and filters, the redirect.
+mod amqp;
 /// The bulk registry operation `POST /devices`: import modes, per-entry errors, atomicity.
 mod bulk_registry;
 /// Cloud-to-device messages: REST send, MQTT delivery, PUBACK, redelivery, bounds, feedback.
