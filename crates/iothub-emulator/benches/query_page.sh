@@ -43,7 +43,7 @@ sas_token() {
 
 start() { # index binary -> sets globals for that server
   local i=$1 bin=$2 ready="$work/ready-$1.json"
-  "$bin" --in-memory --data-dir "$work/data-$i" --https-port 0 --mqtt-port 0 --ready-file "$ready" \
+  "$bin" --in-memory --data-dir "$work/data-$i" --https-port 0 --mqtt-port 0 --amqp-port 0 --ready-file "$ready" \
     >/dev/null 2>"$work/stderr-$i" &
   pids+=($!)
   for _ in $(seq 300); do [ -s "$ready" ] && break; sleep 0.1; done
