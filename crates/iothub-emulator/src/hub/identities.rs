@@ -81,7 +81,9 @@ impl Hub {
         let authentication = resolve_auth(spec.authentication)?;
         let (json, pending, revoked, modules) = {
             let mut state = self.lock();
-            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
+            let modules: Vec<String> = device_module_keys(&state.modules, id)
+                .map(str::to_string)
+                .collect();
             let scopes = {
                 let current = state
                     .devices
@@ -163,7 +165,9 @@ impl Hub {
             if let Some(cond) = if_match {
                 cond.check(&entry.record.etag(), "Device version")?;
             }
-            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
+            let modules: Vec<String> = device_module_keys(&state.modules, id)
+                .map(str::to_string)
+                .collect();
             let previous = state.devices.remove(id).map(|e| Box::new(e.record));
             let mut undos = vec![Undo::Device {
                 id: id.to_string(),
