@@ -231,24 +231,6 @@ impl Hub {
         Ok(json)
     }
 
-    /// Up to `top` device identities, ordered by id.
-    pub(crate) fn list_devices(&self, top: usize) -> Vec<Value> {
-        let mut devices: Vec<Value> = self
-            .lock()
-            .devices
-            .values()
-            .take(top)
-            .map(|e| e.record.identity_json())
-            .collect();
-        for device in &mut devices {
-            if let Some(id) = device["deviceId"].as_str() {
-                let depth = self.shared.c2d.queue_depth(id);
-                device["cloudToDeviceMessageCount"] = depth.into();
-            }
-        }
-        devices
-    }
-
     /// Registry counts.
     pub(crate) fn registry_statistics(&self) -> RegistryStatistics {
         self.lock().devices.statistics()

@@ -15,6 +15,7 @@
 mod clock;
 mod connection;
 mod device;
+mod device_list;
 mod edge;
 mod error;
 mod identities;
@@ -46,6 +47,7 @@ use crate::persist::{AfterCommit, PersistError, Store, WriteOp};
 
 pub(crate) use clock::{now_iso, tracking_timestamp};
 pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
+pub(crate) use device_list::DeviceList;
 pub(crate) use edge::ScopeSpec;
 pub use error::HubError;
 pub(crate) use ids::validate_device_id;
