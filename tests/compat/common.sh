@@ -38,12 +38,39 @@ stop_emulator() {
 
 # One venv for every Python suite; pinned official SDKs. Sets PYTHON. Never skips: a failed
 # install is a failed suite.
+# run-all.sh installs once for every runner and sets COMPAT_SDKS_INSTALLED=1 (an install that
+# failed there already failed the suite).
 python_with_sdks() {
   local venv="$COMPAT_DIR/.venv"
+  PYTHON="$venv/bin/python"
+  [ "${COMPAT_SDKS_INSTALLED:-}" = 1 ] && return 0
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" || fail "cannot create a Python venv in $venv (install python3-venv)"
   fi
   "$venv/bin/pip" install --disable-pip-version-check -q 'azure-iot-hub==2.7.0' 'azure-iot-device==2.14.0' six requests \
     || fail "pip install of the official Python SDKs (azure-iot-hub 2.7.0, azure-iot-device 2.14.0, six) failed"
   PYTHON="$venv/bin/python"
+}
+
+# The pinned official Node SDKs (tests/compat/node/package-lock.json). Never skips: a failed
+# install is a failed suite.
+node_with_sdks() {
+  [ "${COMPAT_SDKS_INSTALLED:-}" = 1 ] && return 0
+  command -v node >/dev/null || fail "node is not installed: install Node.js 18+ (apt-get install nodejs npm)"
+  (cd "$COMPAT_DIR/node" && npm ci --no-audit --no-fund --loglevel=error) \
+    || fail "npm ci failed: cannot install the official Node SDKs (tests/compat/node/package-lock.json)"
+}
+
+# run_python SCRIPT ARGS... / run_node SCRIPT ARGS...: one SDK script against the running
+# emulator; a failure names the script (the script itself names the flow that failed).
+run_python() {
+  local script="$1"; shift
+  REQUESTS_CA_BUNDLE="$CA_FILE" "$PYTHON" "$COMPAT_DIR/$script" "$READY_FILE" "$@" \
+    || fail "$script $* failed (see 'compat flow FAILED' above)"
+}
+
+run_node() {
+  local script="$1"; shift
+  NODE_EXTRA_CA_CERTS="$CA_FILE" node "$COMPAT_DIR/node/$script" "$READY_FILE" "$@" \
+    || fail "node/$script $* failed (see 'compat flow FAILED' above)"
 }

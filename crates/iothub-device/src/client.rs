@@ -1,4 +1,5 @@
-//! The public handle: connect, twin GET, reported PATCH, desired updates, connection events.
+//! The public handle: connect, twin GET, reported PATCH, desired updates, connection events,
+//! direct methods, cloud-to-device messages and telemetry.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -6,16 +7,19 @@ use std::time::Duration;
 use iothub_auth::DeviceConnectionString;
 use rumqttc::{AsyncClient, MqttOptions, TlsConfiguration, Transport};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::credentials::Credentials;
-use crate::driver::{Command, Driver, DriverParts, Shared, REQUEST_CHANNEL_CAPACITY};
+use crate::driver::{Command, Driver, DriverParts, Shared, C2D_QUEUE, REQUEST_CHANNEL_CAPACITY};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::events::ConnectionEvent;
 use crate::fanout::Subscription;
+use crate::message::{C2dMessages, Message};
+use crate::methods::MethodRequests;
 use crate::options::{ClientOptions, TransportKind};
+use crate::protocol::property_bag;
 use crate::protocol::{Request, Response};
 use crate::tls;
 use crate::twin::{DesiredUpdate, Twin};
@@ -31,6 +35,15 @@ const MAX_REPORTED_PATCH: usize = 32 * 1024;
 
 /// Commands waiting for the connection task; callers wait when it is full.
 const COMMAND_QUEUE: usize = 256;
+
+/// Largest telemetry body: the hub's device-to-cloud limit is 256 KB, properties included.
+pub const MAX_TELEMETRY_SIZE: usize = 256 * 1024;
+
+/// Telemetry messages waiting for their PUBACK at once; further `send_telemetry` calls wait.
+const MAX_PENDING_TELEMETRY: usize = 64;
+
+/// The MQTT limit on a topic name (the property bag is part of it).
+const MAX_TOPIC_LEN: usize = 65_535;
 
 /// The hub's acknowledgement of a reported-properties patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +72,19 @@ pub struct DeviceClient {
     shared: Arc<Shared>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     device_id: String,
+    module_id: Option<String>,
+    /// `devices/{d}` or `devices/{d}/modules/{m}`.
+    topic_prefix: String,
     endpoint: String,
     session_present: bool,
+    telemetry_permits: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for DeviceClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceClient")
             .field("device_id", &self.device_id)
+            .field("module_id", &self.module_id)
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
@@ -105,6 +123,8 @@ impl DeviceClient {
                 .clamp(Duration::from_secs(5), Duration::from_secs(1177)),
         );
         mqtt.set_max_packet_size(MAX_PACKET_SIZE, MAX_PACKET_SIZE);
+        // A C2D message is completed by its PUBACK, so the application decides when it goes.
+        mqtt.set_manual_acks(true);
         mqtt.set_credentials(endpoint.username(&options.product_info), "");
         let tls = TlsConfiguration::Rustls(tls);
         mqtt.set_transport(match options.transport {
@@ -122,6 +142,8 @@ impl DeviceClient {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (startup_tx, startup_rx) = oneshot::channel();
         let device_id = conn.device_id.clone();
+        let module_id = conn.module_id.clone();
+        let topic_prefix = property_bag::identity_prefix(&device_id, module_id.as_deref());
         let label = endpoint.label();
         let credentials =
             Credentials::new(conn, options.sas_ttl, options.effective_renewal_margin());
@@ -132,6 +154,8 @@ impl DeviceClient {
             shared: Arc::clone(&shared),
             credentials,
             request_timeout: options.request_timeout,
+            method_timeout: options.method_timeout,
+            c2d_filter: property_bag::c2d_filter(&topic_prefix),
             backoff: options.backoff,
             connect_timeout: options.connect_timeout,
             endpoint_label: label.clone(),
@@ -145,7 +169,10 @@ impl DeviceClient {
                 shared,
                 task: Arc::new(Mutex::new(Some(task))),
                 device_id,
+                module_id,
+                topic_prefix,
                 endpoint: label,
+                telemetry_permits: Arc::new(Semaphore::new(MAX_PENDING_TELEMETRY)),
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Closed),
@@ -155,6 +182,11 @@ impl DeviceClient {
     /// The device id this client authenticates as.
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The module id, for a module identity.
+    pub fn module_id(&self) -> Option<&str> {
+        self.module_id.as_deref()
     }
 
     /// Whether the hub still had this device's session (subscriptions) at the first CONNACK.
@@ -227,6 +259,88 @@ impl DeviceClient {
     /// Connection lifecycle events from now on.
     pub fn connection_events(&self) -> ConnectionEvents {
         self.shared.events.subscribe()
+    }
+
+    /// Direct-method calls from now on. Subscribes to `$iothub/methods/POST/#` (and again after
+    /// every reconnect) and returns once the hub granted it, so the device counts as online
+    /// for method calls from then on. Each [`crate::MethodRequest`] must be answered once; one
+    /// dropped unanswered is answered with status 500. A later call replaces this stream (the
+    /// old one ends).
+    ///
+    /// # Errors
+    /// [`Error::SubscriptionRefused`], [`Error::Closed`], or a terminal connection error.
+    pub async fn method_requests(&self) -> Result<MethodRequests, Error> {
+        let (sink, rx) = mpsc::unbounded_channel();
+        self.enable(|reply| Command::EnableMethods { sink, reply })
+            .await?;
+        Ok(MethodRequests { rx })
+    }
+
+    /// Cloud-to-device messages from now on. Subscribes to
+    /// `devices/{id}/messages/devicebound/#` (the module form for a module identity) and
+    /// returns once the hub granted it. Complete each message with
+    /// [`crate::C2dMessage::complete`] once the application has taken it over; until then the
+    /// hub keeps it. At most 64 messages wait in the stream; more are left unacknowledged and
+    /// come again after a reconnect. A later call replaces this stream (the old one ends).
+    ///
+    /// # Errors
+    /// As [`DeviceClient::method_requests`].
+    pub async fn c2d_messages(&self) -> Result<C2dMessages, Error> {
+        let (sink, rx) = mpsc::channel(C2D_QUEUE);
+        self.enable(|reply| Command::EnableC2d { sink, reply })
+            .await?;
+        Ok(C2dMessages { rx })
+    }
+
+    /// Sends a telemetry message at QoS 1 on `devices/{id}/messages/events/{properties}` (or
+    /// the module form) and returns after the hub's PUBACK. Across a reconnect the message is
+    /// sent again (at least once) until the request timeout. At most 64 messages are in
+    /// flight; further calls wait for a slot.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] for a body over [`MAX_TELEMETRY_SIZE`] or properties too long
+    /// for a topic; [`Error::Timeout`] without a PUBACK in time; [`Error::Closed`].
+    pub async fn send_telemetry(&self, message: &Message) -> Result<(), Error> {
+        if message.body.len() > MAX_TELEMETRY_SIZE {
+            return Err(Error::InvalidMessage(format!(
+                "a body of {} bytes; the hub accepts at most {MAX_TELEMETRY_SIZE} bytes",
+                message.body.len()
+            )));
+        }
+        let topic = property_bag::telemetry_topic(&self.topic_prefix, message);
+        if topic.len() > MAX_TOPIC_LEN {
+            return Err(Error::InvalidMessage(format!(
+                "the properties take {} bytes of topic; MQTT allows at most {MAX_TOPIC_LEN}",
+                topic.len()
+            )));
+        }
+        let _permit = self
+            .telemetry_permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                topic,
+                payload: message.body.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        answer.await.map_err(|_| self.shared.closed_error())?
+    }
+
+    async fn enable(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Command,
+    ) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| self.shared.closed_error())?;
+        answer.await.map_err(|_| self.shared.closed_error())?
     }
 
     /// Sends MQTT DISCONNECT (when connected) and stops the connection task. Requests still

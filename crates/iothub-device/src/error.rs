@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::protocol::outbox::OutboxError;
 use crate::protocol::RequestError;
 
 /// Everything that can go wrong talking to the hub.
@@ -59,6 +60,19 @@ pub enum Error {
     /// The client was closed, or its connection task stopped.
     #[error("the client is closed")]
     Closed,
+    /// A telemetry message or method answer that cannot be sent (too large, not JSON).
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// A method call or C2D delivery that can no longer be answered or completed: its
+    /// deadline passed, or the connection that carried it is gone.
+    #[error("too late: {0}")]
+    NoLongerPending(String),
+    /// The hub refused a subscription (SUBACK failure) to this topic filter.
+    #[error("the hub refused the subscription to {0}")]
+    SubscriptionRefused(String),
+    /// The connection was lost before the hub acknowledged a method answer.
+    #[error("the connection was lost before the hub acknowledged the message")]
+    ConnectionLost,
 }
 
 /// A CONNACK refusal that retrying cannot fix (MQTT 3.1.1 section 3.2.2.3; code 3, "server
@@ -111,6 +125,15 @@ impl Error {
     /// Whether the hub could not be reached or did not answer in time (CLI exit code 5).
     pub fn is_unreachable_or_timeout(&self) -> bool {
         matches!(self, Error::Unreachable { .. } | Error::Timeout(_))
+    }
+}
+
+impl From<OutboxError> for Error {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::Timeout { after } => Error::Timeout(after),
+            OutboxError::ConnectionLost => Error::ConnectionLost,
+        }
     }
 }
 

@@ -47,8 +47,13 @@ pub struct ClientOptions {
     pub renewal_margin: Duration,
     /// How long [`crate::DeviceClient::connect`] keeps trying before giving up; default 30 s.
     pub connect_timeout: Duration,
-    /// Deadline of each twin request, from submission to the hub's answer; default 30 s.
+    /// Deadline of each twin request, from submission to the hub's answer, and of each
+    /// telemetry message and method answer, from submission to PUBACK; default 30 s.
     pub request_timeout: Duration,
+    /// How long a direct-method call may wait for the application's answer before the client
+    /// forgets it; default 300 s, the longest `responseTimeoutInSeconds` the hub accepts, so
+    /// the hub has given up on the call by then whatever its caller asked for.
+    pub method_timeout: Duration,
     /// MQTT keep-alive; default 60 s (the hub allows at most 1,177 s).
     pub keep_alive: Duration,
     /// Delays between reconnect attempts after a lost connection.
@@ -67,6 +72,7 @@ impl Default for ClientOptions {
             renewal_margin: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            method_timeout: Duration::from_secs(300),
             keep_alive: Duration::from_secs(60),
             backoff: Backoff::default(),
             product_info: concat!("iothub-twins/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -84,6 +90,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("renewal_margin", &self.renewal_margin)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("method_timeout", &self.method_timeout)
             .field("keep_alive", &self.keep_alive)
             .field("backoff", &self.backoff)
             .field("product_info", &self.product_info)

@@ -9,13 +9,21 @@
 /// Client options for the test hub, and shared helpers.
 mod support;
 
+/// Cloud-to-device messages: properties, completion, redelivery.
+mod c2d;
 /// Desired-property updates, live and after being offline.
 mod desired;
 /// Terminal failures: rejected or revoked credentials, unreachable hub, untrusted certificate.
 mod failures;
+/// Direct methods invoked over REST.
+mod methods;
+/// Module identities from module connection strings.
+mod modules;
 /// Dropped and refused connections.
 mod reconnect;
 /// SAS token renewal, fixed and expired tokens.
 mod sas;
+/// Telemetry with properties, and the method and C2D subscriptions.
+mod telemetry;
 /// Twin GET and reported PATCH, over TLS and WebSockets.
 mod twin;

@@ -22,7 +22,12 @@ Output (-o json): one JSON object per line, with an \"event\" field:
   reconnected   {sessionPresent, tokenExpiresAt}
   closed        {error}
   stopped       {reason:\"once\"|\"duration\"|\"ctrl-c\"|\"sigterm\"}
+  method        {name, payload, status, response, latencyMs, error?}
+  c2d           {body, properties:{system:{messageId, ...}, application:{...}}, redelivered}
 With --once only the \"reported\" object is printed.
+
+Without --once the device also answers direct methods (--method-response; any other method
+gets 501 with a JSON body naming it) and prints and completes cloud-to-device messages.
 
 Exit codes: 0 ok, 1 other failure, 2 invalid usage or input, 3 authentication rejected,
 5 hub unreachable or timed out. (4, device not found, is not used: over MQTT the hub refuses
@@ -33,8 +38,8 @@ an unknown device like a wrong key, with exit 3.)";
 #[derive(Debug, Parser)]
 #[command(name = "report-connectivity", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Device connection string: HostName=…;DeviceId=…;SharedAccessKey=… (optionally
-    /// GatewayHostName=…, or SharedAccessSignature=… instead of the key).
+    /// Device or module connection string: HostName=…;DeviceId=…[;ModuleId=…];SharedAccessKey=…
+    /// (optionally GatewayHostName=…, or SharedAccessSignature=… instead of the key).
     #[arg(
         short = 'c',
         long,
@@ -64,6 +69,12 @@ pub struct Cli {
     /// (e.g. 30s, 5m). Default: until Ctrl-C.
     #[arg(long, value_name = "D", value_parser = parse_positive_duration, conflicts_with = "once")]
     pub duration: Option<Duration>,
+
+    /// Answer direct method NAME with STATUS and a JSON payload (inline, or @FILE; default
+    /// null); repeatable, like `az iot device simulate --mrc/--mrp`. Example:
+    /// --method-response reboot=200:{"rebooting":true}
+    #[arg(long, value_name = "NAME=STATUS[:JSON|@FILE]", conflicts_with = "once")]
+    pub method_response: Vec<String>,
 
     /// MQTT over TLS (port 8883) or over secure WebSockets (port 443).
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = TransportArg::Mqtt)]
@@ -150,8 +161,13 @@ mod tests {
             "-o",
             "json",
             "-vv",
+            "--method-response",
+            "a=200",
+            "--method-response",
+            "b=404:{}",
         ])
         .unwrap();
+        assert_eq!(cli.method_response, ["a=200", "b=404:{}"]);
         assert_eq!(cli.ca_file, Some(PathBuf::from("ca.pem")));
         assert_eq!(cli.reported.as_deref(), Some("{}"));
         assert_eq!(cli.duration, Some(Duration::from_secs(20)));
@@ -170,6 +186,7 @@ mod tests {
             &["--sas-ttl", "0s"],
             &["--timeout", "soon"],
             &["--transport", "amqp"],
+            &["--once", "--method-response", "a=200"],
         ] {
             let err = parse(args).expect_err("must fail");
             assert_eq!(err.exit_code(), 2, "{args:?}");

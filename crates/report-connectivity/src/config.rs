@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Cli, Format, TransportArg};
 use crate::error::AppError;
+use crate::methods::MethodResponses;
 
 /// Everything a run needs.
 pub struct Config {
@@ -24,6 +25,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// `-o`.
     pub format: Format,
+    /// `--method-response`: canned direct-method answers.
+    pub methods: MethodResponses,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             Some(arg) => parse_patch(arg)?,
             None => json!({ "connectivity": { "type": cli.connectivity } }),
         };
+        let methods = MethodResponses::parse(&cli.method_response)?;
         let options = ClientOptions {
             transport: match cli.transport {
                 TransportArg::Mqtt => TransportKind::Mqtt,
@@ -65,6 +69,7 @@ impl Config {
             once: cli.once,
             duration: cli.duration,
             format: cli.output,
+            methods,
         })
     }
 }
@@ -136,6 +141,24 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("service connection string"), "{text}");
         assert!(!text.contains("NMgJDvdK"), "secret leaked: {text}");
+    }
+
+    #[test]
+    fn module_connection_strings_and_method_responses_are_accepted() {
+        let module = "HostName=h.net;DeviceId=d;ModuleId=m;SharedAccessKey=NMgJDvdKTxjLi+xBxxkDDEwDJxEvOE5u8BiT0mVgPeg=";
+        let c = config(&[
+            "-c",
+            module,
+            "--method-response",
+            "reboot=200:{\"ok\":true}",
+        ])
+        .unwrap();
+        assert_eq!(c.conn.module_id.as_deref(), Some("m"));
+        assert_eq!(c.methods.answer_for("reboot").status, 200);
+        let err = config(&["-c", module, "--method-response", "reboot"])
+            .err()
+            .expect("must fail");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

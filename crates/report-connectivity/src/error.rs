@@ -25,6 +25,9 @@ pub enum AppError {
     /// `--reported` is JSON but not an object.
     #[error("--reported: must be a JSON object (the reported properties to merge)")]
     ReportedNotAnObject,
+    /// A `--method-response` value that cannot be used (the message names it).
+    #[error("--method-response {0}")]
+    MethodResponse(String),
     /// From the device client.
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -40,7 +43,8 @@ impl AppError {
             AppError::ConnectionString(_)
             | AppError::JsonArg(_)
             | AppError::CaFile(_)
-            | AppError::ReportedNotAnObject => exit::USAGE,
+            | AppError::ReportedNotAnObject
+            | AppError::MethodResponse(_) => exit::USAGE,
             AppError::Device(e) if e.is_authentication() => exit::AUTH,
             AppError::Device(e) if e.is_unreachable_or_timeout() => exit::UNREACHABLE,
             // A CA file or gateway setting we cannot use is bad input, not a runtime failure.

@@ -1,14 +1,16 @@
 //! `report-connectivity`: the device half of the device-twins tutorial on [`iothub_device`].
 //!
 //! A thin binary over this library: parse arguments (`cli`), validate them into a `Config`
-//! (`config`), run the device (`run`), print events (`output`) and map failures to the shared
-//! exit codes of [`iothub_cli::exit`] (`error`). [`run`] is the whole tool minus argument
+//! (`config`), run the device (`run`), answer direct methods with the canned answers
+//! (`methods`), print events (`output`) and map failures to the shared exit codes of
+//! [`iothub_cli::exit`] (`error`). [`run`] is the whole tool minus argument
 //! parsing, logging set-up and the crypto provider install, so the tutorial example can run it
 //! in-process.
 
 pub mod cli;
 mod config;
 mod error;
+mod methods;
 mod output;
 mod run;
 

@@ -5,12 +5,13 @@ use std::cell::Cell;
 use std::io::Write;
 
 use iothub_device::{
-    ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason, ReportedAck,
-    Twin,
+    C2dMessage, ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason,
+    ReportedAck, SystemProperties, Twin,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::cli::Format;
+use crate::methods::MethodCall;
 
 /// Why the run ended (the `stopped` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +53,25 @@ impl Printer {
     pub fn connected(&self, client: &DeviceClient, transport: &str) {
         let (device_id, endpoint) = (client.device_id(), client.endpoint());
         match self.format {
-            Format::Text => self.text(&format!("Connected to {endpoint} as device {device_id}")),
-            Format::Json => self.event(json!({
-                "event": "connected",
-                "deviceId": device_id,
-                "endpoint": endpoint,
-                "transport": transport,
-                "sessionPresent": client.session_present(),
-            })),
+            Format::Text => match client.module_id() {
+                Some(module) => self.text(&format!(
+                    "Connected to {endpoint} as module {device_id}/{module}"
+                )),
+                None => self.text(&format!("Connected to {endpoint} as device {device_id}")),
+            },
+            Format::Json => {
+                let mut event = json!({
+                    "event": "connected",
+                    "deviceId": device_id,
+                    "endpoint": endpoint,
+                    "transport": transport,
+                    "sessionPresent": client.session_present(),
+                });
+                if let Some(module) = client.module_id() {
+                    event["moduleId"] = json!(module);
+                }
+                self.event(event);
+            }
         }
     }
 
@@ -182,6 +194,70 @@ impl Printer {
         }
     }
 
+    /// A direct-method call and how it was answered.
+    pub fn method(&self, call: &MethodCall) {
+        let latency_ms = call.latency.as_millis() as u64;
+        match self.format {
+            Format::Text => {
+                let outcome = match &call.error {
+                    None => format!("answered {} in {latency_ms} ms", call.status),
+                    Some(e) => format!(
+                        "the answer {} failed after {latency_ms} ms: {e}",
+                        call.status
+                    ),
+                };
+                self.text(&format!(
+                    "Method '{}' called with payload {}: {outcome}",
+                    call.name, call.payload
+                ));
+            }
+            Format::Json => {
+                let mut event = json!({
+                    "event": "method",
+                    "name": call.name,
+                    "payload": call.payload,
+                    "status": call.status,
+                    "response": call.response,
+                    "latencyMs": latency_ms,
+                });
+                if let Some(e) = &call.error {
+                    event["error"] = json!(e);
+                }
+                self.event(event);
+            }
+        }
+    }
+
+    /// A received cloud-to-device message.
+    pub fn c2d(&self, message: &C2dMessage) {
+        let body = String::from_utf8_lossy(&message.body);
+        let application: Map<String, Value> = message
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let properties = json!({
+            "system": system_properties(&message.system),
+            "application": application,
+        });
+        match self.format {
+            Format::Text => self.text(&format!(
+                "\nC2D message received:\n    body: {body}\n    properties: {properties}"
+            )),
+            Format::Json => self.event(json!({
+                "event": "c2d",
+                "body": body,
+                "properties": properties,
+                "redelivered": message.redelivered,
+            })),
+        }
+    }
+
+    /// Something went wrong that does not end the run (stderr in both formats).
+    pub fn warning(&self, text: &str) {
+        eprintln!("report-connectivity: warning: {text}");
+    }
+
     pub fn stopped(&self, reason: StopReason) {
         match self.format {
             Format::Text => {
@@ -216,4 +292,26 @@ impl Printer {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
+}
+
+/// The system properties that are present, camelCase like the service SDKs name them.
+fn system_properties(system: &SystemProperties) -> Map<String, Value> {
+    let named = [
+        ("messageId", &system.message_id),
+        ("correlationId", &system.correlation_id),
+        ("userId", &system.user_id),
+        ("to", &system.to),
+        ("contentType", &system.content_type),
+        ("contentEncoding", &system.content_encoding),
+        ("expiryTimeUtc", &system.expiry_time_utc),
+        ("ack", &system.ack),
+    ];
+    let mut map: Map<String, Value> = named
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), json!(v))))
+        .collect();
+    for (k, v) in &system.other {
+        map.insert(k.clone(), json!(v));
+    }
+    map
 }

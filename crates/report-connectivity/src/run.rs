@@ -1,12 +1,15 @@
 //! One run of the simulated device: connect, read the twin, report, then (unless `--once`)
-//! print desired updates until Ctrl-C, SIGTERM or `--duration`, and disconnect cleanly.
+//! print desired updates, answer direct methods and print and complete cloud-to-device
+//! messages until Ctrl-C, SIGTERM or `--duration`, and disconnect cleanly.
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use iothub_cli::{StopSignal, StopSignals};
-use iothub_device::{ConnectionEvent, DeviceClient};
+use iothub_device::{C2dMessages, ConnectionEvent, DeviceClient, MethodRequests};
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Config;
 use crate::error::AppError;
+use crate::methods::answer;
 use crate::output::{Printer, StopReason};
 
 /// Runs the device until `--once`, `--duration`, a signal or a terminal error.
@@ -39,14 +42,19 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let mut events = client.connection_events();
     printer.connected(&client, transport);
 
+    // Methods and C2D are subscribed (and granted) before reporting, so once the `reported`
+    // line is out the device can be called.
     let outcome = tokio::select! {
-        outcome = report(&client, &printer, &config.patch) => outcome,
+        outcome = listen_and_report(&client, &printer, config.once, &config.patch) => outcome,
         _ = &mut signal => Err(interrupted()),
     };
-    if let Err(e) = outcome {
-        client.disconnect().await;
-        return Err(e);
-    }
+    let (mut methods, mut c2d) = match outcome {
+        Ok(streams) => streams,
+        Err(e) => {
+            client.disconnect().await;
+            return Err(e);
+        }
+    };
     if config.once {
         client.disconnect().await;
         printer.stopped(StopReason::Once);
@@ -55,11 +63,24 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 
     printer.waiting();
     let deadline = config.duration.map(|d| Instant::now() + d);
+    // Calls are answered concurrently; each prints when its answer is acknowledged.
+    let mut answering = FuturesUnordered::new();
     let stop = loop {
         tokio::select! {
             reason = &mut signal => break Ok(reason),
             () = sleep_until_opt(deadline) => break Ok(StopReason::Duration),
             Some(update) = desired.next() => printer.desired(&update),
+            Some(request) = next_of(&mut methods) => {
+                answering.push(answer(request, &config.methods));
+            }
+            Some(call) = answering.next(), if !answering.is_empty() => printer.method(&call),
+            Some(message) = next_of(&mut c2d) => {
+                printer.c2d(&message);
+                // Printed, so taken over: complete it (PUBACK), or the hub delivers it again.
+                if let Err(e) = message.complete().await {
+                    printer.warning(&format!("could not complete a cloud-to-device message: {e}"));
+                }
+            }
             Some(event) = events.next() => {
                 printer.connection(&event);
                 if let ConnectionEvent::Closed { error: Some(e) } = event {
@@ -76,6 +97,33 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 
 fn interrupted() -> AppError {
     AppError::Other("interrupted before the hub acknowledged the reported patch".into())
+}
+
+/// Subscribes to methods and C2D (not for `--once`, which only reports), then reports.
+async fn listen_and_report(
+    client: &DeviceClient,
+    printer: &Printer,
+    once: bool,
+    patch: &serde_json::Value,
+) -> Result<(Option<MethodRequests>, Option<C2dMessages>), AppError> {
+    let streams = if once {
+        (None, None)
+    } else {
+        (
+            Some(client.method_requests().await?),
+            Some(client.c2d_messages().await?),
+        )
+    };
+    report(client, printer, patch).await?;
+    Ok(streams)
+}
+
+/// The next item of an optional stream; never ready without one.
+async fn next_of<S: futures_util::Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn report(

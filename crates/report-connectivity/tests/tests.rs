@@ -9,9 +9,15 @@
 /// Running the binary: one-shot and long-running.
 mod support;
 
+/// Cloud-to-device messages printed and completed.
+mod c2d;
 /// Exit codes and messages of the documented failures, and `--help`.
 mod exit_codes;
 /// Long runs: desired patches, reconnects, and how a run ends.
 mod long_running;
+/// Direct methods answered with `--method-response`.
+mod methods;
+/// Module connection strings.
+mod modules;
 /// `--once` over TLS and WebSockets.
 mod once;

@@ -60,6 +60,9 @@ async function runDevice(transport, connectionString, ca, registry, desiredMarke
         if (delta.marker === desiredMarker) resolve(delta);
       });
     });
+    // The listener subscribes in the background; a twin GET on the same connection is answered
+    // only after the hub processed that SUBSCRIBE, so the patch below cannot overtake it.
+    await twin.get();
     const serviceTwin = (await registry.getTwin(DEVICE_ID)).responseBody;
     await serviceTwin.update({ properties: { desired: { marker: desiredMarker } } });
     const delta = await withTimeout(received, 10000, 'the desired-property patch');

@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use features::C2D_QUEUE;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing, Packet,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 
+mod features;
 mod state;
 
 use crate::backoff::Backoff;
@@ -27,14 +29,19 @@ use crate::credentials::Credentials;
 use crate::error::{ConnackRefusal, Error};
 use crate::events::{ConnectionEvent, DisconnectReason};
 use crate::fanout::Fanout;
+use crate::message::C2dMessage;
+use crate::methods::MethodRequest;
+use crate::protocol::outbox::MAX_OUTBOX_IN_FLIGHT;
 use crate::protocol::{Protocol, Request, Response, MAX_IN_FLIGHT};
 use crate::twin::DesiredUpdate;
 use state::{AfterDisconnect, Core, Link, Startup};
 
 /// Capacity of rumqttc's request channel. Only this task writes to it: at most
-/// [`MAX_IN_FLIGHT`] publishes, one subscribe and one disconnect are outstanding at a time,
-/// so `try_publish` never finds it full.
-pub(crate) const REQUEST_CHANNEL_CAPACITY: usize = MAX_IN_FLIGHT * 2 + 4;
+/// [`MAX_IN_FLIGHT`] twin and [`MAX_OUTBOX_IN_FLIGHT`] QoS 1 publishes, a PUBACK per queued
+/// C2D message, a few subscribes and one disconnect are outstanding at a time, so
+/// `try_publish` does not find it full in practice.
+pub(crate) const REQUEST_CHANNEL_CAPACITY: usize =
+    MAX_IN_FLIGHT * 2 + MAX_OUTBOX_IN_FLIGHT + C2D_QUEUE + 8;
 
 /// How long a DISCONNECT may take to reach the wire before the task stops waiting.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(3);
@@ -54,6 +61,42 @@ pub(crate) enum Command {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// Publish telemetry at QoS 1; answered after the PUBACK.
+    Send {
+        topic: String,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Subscribe to method calls (answered after the SUBACK) and deliver them to `sink`.
+    EnableMethods {
+        sink: mpsc::UnboundedSender<MethodRequest>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Subscribe to C2D messages (answered after the SUBACK) and deliver them to `sink`.
+    EnableC2d {
+        sink: mpsc::Sender<C2dMessage>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+/// What an application handle sends back: a method answer or a C2D completion. Sent through
+/// an unbounded channel so `Drop` can answer; its length is bounded by the method table and
+/// the C2D queue.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Method {
+        rid: String,
+        epoch: u64,
+        status: i32,
+        body: Vec<u8>,
+        /// `None` for automatic answers nobody waits for.
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    Complete {
+        pkid: u16,
+        epoch: u64,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
 }
 
@@ -94,6 +137,10 @@ pub(crate) struct DriverParts {
     pub(crate) shared: Arc<Shared>,
     pub(crate) credentials: Credentials,
     pub(crate) request_timeout: Duration,
+    /// How long a method call may wait for the application's answer.
+    pub(crate) method_timeout: Duration,
+    /// The C2D subscription filter of this identity.
+    pub(crate) c2d_filter: String,
     pub(crate) backoff: Backoff,
     pub(crate) connect_timeout: Duration,
     pub(crate) endpoint_label: String,
@@ -123,6 +170,7 @@ impl Driver {
     /// Installs the first token; fails if no token can be produced (expired fixed SAS).
     pub(crate) fn new(mut parts: DriverParts) -> Result<Driver, Error> {
         set_password(&mut parts.eventloop, parts.credentials.token()?);
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         Ok(Driver {
             eventloop: parts.eventloop,
             core: Core {
@@ -142,6 +190,19 @@ impl Driver {
                     timeout: parts.connect_timeout,
                 }),
                 endpoint_label: parts.endpoint_label,
+                epoch: 0,
+                outbox: Default::default(),
+                outbox_replies: HashMap::new(),
+                methods: Default::default(),
+                subscriptions: Default::default(),
+                feature_waiters: Vec::new(),
+                method_sink: None,
+                c2d_sink: None,
+                answers_tx,
+                answers_rx,
+                method_timeout: parts.method_timeout,
+                request_timeout: parts.request_timeout,
+                c2d_filter: parts.c2d_filter,
             },
         })
     }
@@ -180,11 +241,15 @@ impl Driver {
             let tick_at = core.protocol.next_deadline();
             let link_at = core.link_deadline();
             let startup_at = core.startup.as_ref().map(|s| s.deadline);
+            let features_at = core.features_deadline();
             tokio::select! {
                 event = &mut poll, if polling => return Wake::Event(event),
                 command = core.commands.recv(), if core.accepts_commands() => {
                     match command {
                         Some(Command::Submit { request, reply }) => core.submit(request, reply),
+                        Some(Command::Send { topic, payload, reply }) => core.send(topic, payload, reply),
+                        Some(Command::EnableMethods { sink, reply }) => core.enable_methods(sink, reply),
+                        Some(Command::EnableC2d { sink, reply }) => core.enable_c2d(sink, reply),
                         Some(Command::Shutdown { reply }) => {
                             if let Some(wake) = core.begin_shutdown(Some(reply)) {
                                 return wake;
@@ -207,6 +272,8 @@ impl Driver {
                         return wake;
                     }
                 }
+                Some(answer) = core.answers_rx.recv() => core.on_answer(answer),
+                () = sleep_until_opt(features_at) => core.on_features_tick(Instant::now()),
                 () = sleep_until_opt(startup_at) => return Wake::StartupExpired,
             }
         }
@@ -221,11 +288,23 @@ impl Driver {
                 Flow::Continue
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let out =
-                    self.core
-                        .protocol
-                        .on_publish(&publish.topic, &publish.payload, Instant::now());
-                self.core.apply(out);
+                self.core.on_publish(&publish);
+                Flow::Continue
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                self.core.on_puback(ack.pkid);
+                Flow::Continue
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                self.core.on_suback(&ack);
+                Flow::Continue
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                self.core.on_outgoing_publish(pkid);
+                Flow::Continue
+            }
+            Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                self.core.on_outgoing_subscribe(pkid);
                 Flow::Continue
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => self.on_disconnect_written(),
@@ -260,7 +339,7 @@ impl Driver {
         // poll() has already dropped the network and moved unacknowledged packets to
         // `pending`; discard them, the protocol requeues its own requests.
         self.eventloop.pending.clear();
-        self.core.protocol.on_disconnected();
+        self.core.on_link_lost();
         let message = error.to_string();
         if let Some(terminal) = terminal_error(error) {
             // Returned to the caller, who reports it; a log line would say it twice.
@@ -332,7 +411,7 @@ impl Driver {
     fn drop_connection(&mut self) {
         self.eventloop.clean();
         self.eventloop.pending.clear();
-        self.core.protocol.on_disconnected();
+        self.core.on_link_lost();
     }
 }
 /// Replaces the MQTT password (the SAS token), keeping the username.

@@ -14,6 +14,11 @@ use crate::backoff::Backoff;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::events::{ConnectionEvent, DisconnectReason};
+use crate::message::C2dMessage;
+use crate::methods::MethodRequest;
+use crate::protocol::methods::MethodTable;
+use crate::protocol::outbox::{Outbox, OutboxId};
+use crate::protocol::subscriptions::{Feature, Subscriptions};
 use crate::protocol::{topics, Output, Protocol, Request, RequestId, Response};
 
 /// Everything but the event loop, so both can be borrowed at once.
@@ -40,6 +45,30 @@ pub(super) struct Core {
     pub(super) startup: Option<Startup>,
     /// `host:port (transport)`, for logs and errors.
     pub(super) endpoint_label: String,
+    /// Counts CONNACKs: method `$rid`s and C2D packet ids only mean something on the
+    /// connection that carried them.
+    pub(super) epoch: u64,
+    /// Telemetry and method answers waiting for PUBACK.
+    pub(super) outbox: Outbox,
+    /// Callers of `send_telemetry` and `MethodRequest::respond`, by outbox id.
+    pub(super) outbox_replies: HashMap<OutboxId, oneshot::Sender<Result<(), Error>>>,
+    /// Method calls handed to the application and not answered yet.
+    pub(super) methods: MethodTable,
+    /// Methods and C2D subscriptions.
+    pub(super) subscriptions: Subscriptions,
+    /// Callers of `method_requests` / `c2d_messages` waiting for the SUBACK.
+    pub(super) feature_waiters: Vec<(Feature, oneshot::Sender<Result<(), Error>>)>,
+    pub(super) method_sink: Option<mpsc::UnboundedSender<MethodRequest>>,
+    pub(super) c2d_sink: Option<mpsc::Sender<C2dMessage>>,
+    /// Method answers and C2D completions from the application's handles.
+    pub(super) answers_tx: mpsc::UnboundedSender<super::Answer>,
+    pub(super) answers_rx: mpsc::UnboundedReceiver<super::Answer>,
+    /// How long a method call may wait for the application's answer.
+    pub(super) method_timeout: Duration,
+    /// How long telemetry and method answers may wait for PUBACK.
+    pub(super) request_timeout: Duration,
+    /// `devices/{d}[/modules/{m}]/messages/devicebound/#`.
+    pub(super) c2d_filter: String,
 }
 
 /// The caller of `DeviceClient::connect`, waiting for the first CONNACK.
@@ -97,7 +126,8 @@ impl Core {
             Link::BackingOff { .. } => Some(Wake::BackoffElapsed),
             Link::Connected { drain_until, .. } => {
                 let now = Instant::now();
-                if self.protocol.in_flight() > 0 && drain_until.is_some_and(|until| now < until) {
+                let in_flight = self.protocol.in_flight() + self.outbox.in_flight();
+                if in_flight > 0 && drain_until.is_some_and(|until| now < until) {
                     self.link = Link::Connected {
                         renew_at: Some(now + DRAIN_POLL),
                         drain_until,
@@ -153,6 +183,7 @@ impl Core {
     }
 
     pub(super) fn on_connected(&mut self, session_present: bool) {
+        self.epoch += 1;
         self.failures = 0;
         self.last_error = None;
         let renew_at = self.credentials.renew_in().map(|d| Instant::now() + d);
@@ -164,6 +195,7 @@ impl Core {
         tracing::info!(session_present, "connected to {}", self.endpoint_label);
         let out = self.protocol.on_connected(Instant::now());
         self.apply(out);
+        self.on_features_connected();
         self.emit(ConnectionEvent::Connected {
             session_present,
             token_expires_at: self.credentials.expires_at(),
@@ -179,19 +211,23 @@ impl Core {
                 Output::Subscribe => {
                     let filters = [topics::TWIN_RESPONSES, topics::DESIRED_PATCHES]
                         .map(|t| SubscribeFilter::new(t.to_owned(), QoS::AtMostOnce));
-                    if let Err(e) = self.client.try_subscribe_many(filters) {
-                        tracing::warn!("could not queue SUBSCRIBE: {e}");
+                    match self.client.try_subscribe_many(filters) {
+                        Ok(()) => self.subscriptions.handed(Vec::new()),
+                        Err(e) => tracing::warn!("could not queue SUBSCRIBE: {e}"),
                     }
                 }
                 Output::Publish { id, topic, payload } => {
                     // QoS 0 like the Node and C SDKs: the `$rid` answer is the acknowledgement
                     // and the protocol retransmits, so a PUBACK would add nothing.
-                    if let Err(e) = self
+                    match self
                         .client
                         .try_publish(topic, QoS::AtMostOnce, false, payload)
                     {
-                        tracing::warn!("could not queue a twin request: {e}");
-                        self.protocol.unsent(id);
+                        Ok(()) => self.outbox.handed(None),
+                        Err(e) => {
+                            tracing::warn!("could not queue a twin request: {e}");
+                            self.protocol.unsent(id);
+                        }
                     }
                 }
                 Output::Completed { id, result } => {
@@ -230,6 +266,7 @@ impl Core {
         for (_, reply) in self.replies.drain() {
             let _ = reply.send(Err(failure.clone()));
         }
+        self.close_features(&failure);
         if let Some(startup) = self.startup.take() {
             let _ = startup.reply.send(Err(failure.clone()));
         }

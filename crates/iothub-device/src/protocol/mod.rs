@@ -1,4 +1,7 @@
-//! The device-twin protocol as a state machine with no I/O.
+//! The device-twin protocol as a state machine with no I/O; beside it, the other pure parts
+//! of the MQTT protocol: direct-method topics and calls (`methods`), QoS 1 publishes awaiting
+//! PUBACK (`outbox`), message topics and property bags (`property_bag`) and the optional
+//! subscriptions (`subscriptions`).
 //!
 //! It owns the request ids (`$rid`), the table of requests waiting for the hub's answer, the
 //! retransmission queue and the desired `$version` bookkeeping. The driver feeds it connection
@@ -14,6 +17,10 @@
 //! - throttling and transient statuses (429, 500, 503, 504) are retried with a growing delay
 //!   while the request's deadline allows.
 
+pub(crate) mod methods;
+pub(crate) mod outbox;
+pub(crate) mod property_bag;
+pub(crate) mod subscriptions;
 pub(crate) mod topics;
 
 use std::collections::BTreeMap;
