@@ -13,13 +13,15 @@
 # COUNT() query on its own kept-alive connection (loaded). The first request of each series pays
 # for the TLS handshake and is left out. The script prints p50 and p99 of curl's `time_total`
 # per binary and condition, the loaded/quiet ratio of the p99s, and the COUNT() query's own
-# median time under load.
-# Needs bash, curl, openssl, awk. Not a test: it measures, it asserts nothing.
+# median time on an idle hub (QUERIES, default 11, per round, the first left out) and under
+# the PATCH load (every query the loop answered).
+# Needs bash, curl, openssl, awk, stdbuf (coreutils). Not a test: it measures, it asserts nothing.
 set -euo pipefail
 
 DEVICES=${DEVICES:-100000}
 PATCHES=${PATCHES:-300}
 ROUNDS=${ROUNDS:-3}
+QUERIES=${QUERIES:-11}
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY ...]" >&2; exit 2; }
 
 work=$(mktemp -d)
@@ -101,10 +103,20 @@ start_loader() { # index: loop the COUNT() query on one connection until killed
   for _ in $(seq 20000); do
     printf 'url = "%s/devices/query?api-version=2021-04-12"\noutput = "/dev/null"\n' "${base[$i]}" >>"$cfg"
   done
-  curl --http1.1 --data "$count_query" -w '%{time_total}\n' -K "$cfg" >>"$work/counts-$i" 2>/dev/null &
+  # Line-buffered, so the times of a loop that is killed are all kept.
+  stdbuf -oL curl --http1.1 --data "$count_query" -w '%{time_total}\n' -K "$cfg" >>"$work/counts-$i" 2>/dev/null &
   loader=$!
   # Wait until the loader's first queries have been answered.
   for _ in $(seq 600); do [ "$(wc -l <"$work/counts-$i")" -ge 3 ] && break; sleep 0.05; done
+}
+
+quiet_counts() { # index -> one "total" line per COUNT() query on an otherwise idle hub
+  local i=$1 cfg="$work/quiet-count-$i.cfg"
+  printf '%s\n' "${common[$i]}" >"$cfg"
+  for _ in $(seq "$QUERIES"); do
+    printf 'url = "%s/devices/query?api-version=2021-04-12"\noutput = "/dev/null"\n' "${base[$i]}" >>"$cfg"
+  done
+  curl --http1.1 --data "$count_query" -w '%{time_total}\n' -K "$cfg" | tail -n +2
 }
 
 stop_loader() {
@@ -126,6 +138,7 @@ done
 
 for _ in $(seq "$ROUNDS"); do
   for i in "${!bins[@]}"; do patches "$i" >>"$work/quiet-$i"; done
+  for i in "${!bins[@]}"; do quiet_counts "$i" >>"$work/quiet-counts-$i"; done
   for i in "${!bins[@]}"; do
     start_loader "$i"
     patches "$i" >>"$work/loaded-$i"
@@ -137,11 +150,12 @@ pct() { # file p -> value in ms
   sort -g "$1" | awk -v p="$2" '{ v[NR] = $1 * 1000 } END { k = int(p * (NR - 1) + 1.5); printf "%.3f", v[k] }'
 }
 echo "$DEVICES twins, $(( ROUNDS * (PATCHES - 1) )) kept-alive PATCHes per binary and condition, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-46s %12s %12s %12s %12s %14s %16s\n' binary 'quiet p50' 'quiet p99' 'loaded p50' 'loaded p99' 'p99 ratio' 'COUNT() p50'
+printf '%-46s %12s %12s %12s %12s %10s %18s %16s\n' binary 'quiet p50' 'quiet p99' 'loaded p50' 'loaded p99' 'p99 ratio' 'COUNT() alone p50' 'COUNT() p50'
 for i in "${!bins[@]}"; do
   qp99=$(pct "$work/quiet-$i" .99); lp99=$(pct "$work/loaded-$i" .99)
-  printf '%-46s %9s ms %9s ms %9s ms %9s ms %14s %13s ms (%d queries)\n' "${bins[$i]}" \
+  printf '%-46s %9s ms %9s ms %9s ms %9s ms %10s %15s ms %13s ms (%d queries)\n' "${bins[$i]}" \
     "$(pct "$work/quiet-$i" .5)" "$qp99" "$(pct "$work/loaded-$i" .5)" "$lp99" \
     "$(awk -v a="$lp99" -v b="$qp99" 'BEGIN { printf "%.2f", a / b }')" \
+    "$(pct "$work/quiet-counts-$i" .5)" \
     "$(pct "$work/counts-$i" .5)" "$(wc -l <"$work/counts-$i")"
 done
