@@ -42,6 +42,8 @@ mod mqtt_twin;
 mod mqtt_websocket;
 /// `--query-lag`: queries trail writes, GETs stay current.
 mod query_lag;
+/// Queries over snapshots: paging across concurrent writes, one state per scan, aggregates.
+mod query_snapshot;
 /// Registry statistics through creates, disables, deletes, rollbacks and restarts.
 mod registry_statistics;
 /// REST: statistics, devices, authentication, error format, fault injection, shutdown.

@@ -1,6 +1,8 @@
 //! Connection state fed by the MQTT endpoint (`connectionState`, `lastActivityTime`, …).
 //! Not durable: after a restart every device is disconnected.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::{now_iso, Hub};
@@ -21,7 +23,7 @@ impl Hub {
             conn.connected = connected;
             conn.state_updated_time = Some(now.clone());
             conn.last_activity_time = Some(now);
-            *twin_doc = None;
+            twin_doc.take();
             state.lag_client(device_id);
         }
     }
@@ -32,8 +34,15 @@ impl Hub {
         let mut state = self.lock();
         if let Some((conn, twin_doc)) = state.connection_mut(device_id) {
             let now = now_iso();
-            if let Some(Value::Object(doc)) = twin_doc {
-                doc.insert("lastActivityTime".into(), Value::String(now.clone()));
+            // A document a query snapshot still shares is rendered afresh when next read.
+            match twin_doc.get_mut().map(Arc::get_mut) {
+                Some(Some(Value::Object(doc))) => {
+                    doc.insert("lastActivityTime".into(), Value::String(now.clone()));
+                }
+                Some(_) => {
+                    twin_doc.take();
+                }
+                None => {}
             }
             conn.last_activity_time = Some(now);
         }

@@ -81,7 +81,9 @@ impl Hub {
         let authentication = resolve_auth(spec.authentication)?;
         let (json, pending, revoked, modules) = {
             let mut state = self.lock();
-            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
+            let modules: Vec<String> = device_module_keys(&state.modules, id)
+                .map(str::to_string)
+                .collect();
             let scopes = {
                 let current = state
                     .devices
@@ -163,7 +165,9 @@ impl Hub {
             if let Some(cond) = if_match {
                 cond.check(&entry.record.etag(), "Device version")?;
             }
-            let modules: Vec<String> = device_module_keys(&state.modules, id).cloned().collect();
+            let modules: Vec<String> = device_module_keys(&state.modules, id)
+                .map(str::to_string)
+                .collect();
             let previous = state.devices.remove(id).map(|e| Box::new(e.record));
             let mut undos = vec![Undo::Device {
                 id: id.to_string(),
@@ -225,24 +229,6 @@ impl Hub {
             .ok_or_else(|| HubError::DeviceNotFound(id.to_string()))?;
         json["cloudToDeviceMessageCount"] = self.shared.c2d.queue_depth(id).into();
         Ok(json)
-    }
-
-    /// Up to `top` device identities, ordered by id.
-    pub(crate) fn list_devices(&self, top: usize) -> Vec<Value> {
-        let mut devices: Vec<Value> = self
-            .lock()
-            .devices
-            .values()
-            .take(top)
-            .map(|e| e.record.identity_json())
-            .collect();
-        for device in &mut devices {
-            if let Some(id) = device["deviceId"].as_str() {
-                let depth = self.shared.c2d.queue_depth(id);
-                device["cloudToDeviceMessageCount"] = depth.into();
-            }
-        }
-        devices
     }
 
     /// Registry counts.

@@ -15,6 +15,7 @@
 mod clock;
 mod connection;
 mod device;
+mod device_list;
 mod edge;
 mod error;
 mod identities;
@@ -28,12 +29,14 @@ mod query_lag;
 mod restore;
 mod table;
 mod twin;
+mod twin_map;
 mod twin_target;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use table::DeviceTable;
+use twin_map::TwinMap;
 
 use iothub_auth::SharedAccessKey;
 use serde_json::{Map, Value};
@@ -44,6 +47,7 @@ use crate::persist::{AfterCommit, PersistError, Store, WriteOp};
 
 pub(crate) use clock::{now_iso, tracking_timestamp};
 pub(crate) use device::{Authentication, ConnectionInfo, DeviceRecord};
+pub(crate) use device_list::DeviceList;
 pub(crate) use edge::ScopeSpec;
 pub use error::HubError;
 pub(crate) use ids::validate_device_id;
@@ -235,8 +239,9 @@ struct State {
     /// counts as entries come and go, rollbacks included.
     devices: DeviceTable,
     /// Module identities and twins by client id `{deviceId}/{moduleId}` (ids contain no `/`,
-    /// so a device's modules are the keys starting with `{deviceId}/`).
-    modules: BTreeMap<String, ModuleEntry>,
+    /// so a device's modules are the keys starting with `{deviceId}/`); a persistent map, so a
+    /// query takes it in O(1).
+    modules: TwinMap<ModuleRecord>,
     policies: BTreeMap<String, Policy>,
     /// Hub-wide identity etag counter.
     etag_counter: u64,
@@ -324,12 +329,15 @@ trait TwinRecord {
     fn twin_json(&self) -> Value;
 }
 
-/// A record with its rendered twin document, cached for queries and GETs; the cache is `None`
+/// A record with its rendered twin document, cached for queries and GETs; the cache is empty
 /// after a change (a write renders the document once for its response and does not pay for
-/// caching it).
+/// caching it). Entries are shared with query snapshots (`twin_map`), so the document is
+/// rendered on first use by whoever reads first, a query outside the state lock included, and
+/// a clone shares it.
+#[derive(Clone)]
 struct Cached<R> {
     record: R,
-    twin_doc: Option<Value>,
+    twin_doc: OnceLock<Arc<Value>>,
 }
 
 /// A device table entry.
@@ -341,18 +349,18 @@ impl<R: TwinRecord> Cached<R> {
     fn new(record: R) -> Cached<R> {
         Cached {
             record,
-            twin_doc: None,
+            twin_doc: OnceLock::new(),
         }
     }
 
     fn invalidate(&mut self) {
-        self.twin_doc = None;
+        self.twin_doc.take();
     }
 
     /// The twin document, rendered on first use after a change.
-    fn twin_doc(&mut self) -> &Value {
-        let Cached { record, twin_doc } = self;
-        twin_doc.get_or_insert_with(|| record.twin_json())
+    fn twin_doc(&self) -> &Arc<Value> {
+        self.twin_doc
+            .get_or_init(|| Arc::new(self.record.twin_json()))
     }
 }
 

@@ -8,7 +8,6 @@
 //! `capabilities`, and they are not counted by `GET /statistics/devices`. Deleting a device
 //! deletes its modules in the same commit.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use serde_json::{json, Value};
 use super::device::{identity_etag, TwinHeader};
 use super::identities::{credentials_changed, resolve_auth};
 use super::twin::TwinState;
+use super::twin_map::TwinMap;
 use super::{
     clock, now_iso, validate_device_id, AuthSpec, Authentication, ConnectionInfo, DeviceAuth, Hub,
     HubError, IfMatch, ModuleEntry, TwinRecord, Undo,
@@ -106,12 +106,12 @@ pub(super) fn module_key(device_id: &str, module_id: &str) -> String {
 
 /// The keys of `device_id`'s modules, in module-id order.
 pub(super) fn device_module_keys<'a>(
-    modules: &'a BTreeMap<String, ModuleEntry>,
+    modules: &'a TwinMap<ModuleRecord>,
     device_id: &str,
-) -> impl Iterator<Item = &'a String> + 'a {
+) -> impl Iterator<Item = &'a str> + 'a {
     let prefix = format!("{device_id}/");
     modules
-        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .range(Bound::Included(prefix.as_str()))
         .map(|(key, _)| key)
         .take_while(move |key| key.starts_with(&prefix))
 }

@@ -24,7 +24,9 @@ impl Hub {
     /// # Errors
     /// `DeviceNotFound`, `ModuleNotFound`.
     pub(crate) fn twin_document(&self, id: TwinId<'_>) -> Result<Value, HubError> {
-        Ok(self.lock().twin_slot(id)?.twin_doc().clone())
+        // The document is shared with the table; the copy for the caller is made off the lock.
+        let doc = Arc::clone(self.lock().twin_ref(id)?.twin_doc());
+        Ok(Value::clone(&doc))
     }
 
     /// Applies a service twin write (PATCH or PUT) and returns the new twin document. A change
@@ -101,8 +103,8 @@ impl Hub {
     /// # Errors
     /// `DeviceNotFound`, `ModuleNotFound`.
     pub(crate) fn device_twin_properties(&self, client_id: &str) -> Result<Value, HubError> {
-        let mut state = self.lock();
-        let slot = state.twin_slot(TwinId::from_client_id(client_id))?;
+        let state = self.lock();
+        let slot = state.twin_ref(TwinId::from_client_id(client_id))?;
         let twin = slot.twin();
         Ok(serde_json::json!({
             "desired": twin.desired.render_for_device(),

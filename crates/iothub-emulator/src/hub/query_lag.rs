@@ -7,13 +7,17 @@
 //! the time it becomes visible (write time + lag), oldest first. There is no timer per write:
 //! due changes are applied when a query next looks ([`LaggedIndex::catch_up`]). At most
 //! [`MAX_PENDING_CHANGES`] changes wait; past that the oldest is applied early, so memory stays
-//! bounded and the view only gets fresher, never wrong. The index is a copy of every twin
-//! document, so a hub with a lag uses about twice the memory for twins.
+//! bounded and the view only gets fresher, never wrong. The index shares the twin documents the
+//! tables cache (`Arc`s) as long as they are current; a changed twin's old document stays here
+//! until its change is due. The maps are persistent (`imbl::OrdMap`), so a query takes the
+//! visible state in O(1) and scans it without the state lock ([`LaggedIndex::snapshot`]).
 
-use std::collections::{btree_map, BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Duration;
 
+use imbl::OrdMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -36,21 +40,29 @@ pub(super) enum LagKey {
 pub(super) struct LaggedIndex {
     lag: Duration,
     /// Device twins as queries see them, by device id (the table's order).
-    devices: BTreeMap<String, Value>,
+    devices: LaggedDocs,
     /// Module twins as queries see them, by client id.
-    modules: BTreeMap<String, Value>,
+    modules: LaggedDocs,
     /// Changes not yet visible, in write order: when, which twin, its new document (`None`:
     /// deleted).
-    pending: VecDeque<(Instant, LagKey, Option<Value>)>,
+    pending: VecDeque<(Instant, LagKey, Option<Arc<Value>>)>,
+}
+
+/// Twin documents by key, as a query reads them; cloning is O(1).
+pub(super) type LaggedDocs = OrdMap<Arc<str>, Arc<Value>>;
+
+/// The visible documents of `docs` from `lower` on, in key order.
+pub(super) fn lagged_range<'a>(
+    docs: &'a LaggedDocs,
+    lower: Bound<&str>,
+) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+    docs.range::<_, str>((lower, Bound::Unbounded))
+        .map(|(key, doc)| (&**key, &**doc))
 }
 
 impl LaggedIndex {
     /// An index that shows `devices` and `modules` at once and later changes after `lag`.
-    pub(super) fn new(
-        lag: Duration,
-        devices: BTreeMap<String, Value>,
-        modules: BTreeMap<String, Value>,
-    ) -> LaggedIndex {
+    pub(super) fn new(lag: Duration, devices: LaggedDocs, modules: LaggedDocs) -> LaggedIndex {
         LaggedIndex {
             lag,
             devices,
@@ -60,7 +72,7 @@ impl LaggedIndex {
     }
 
     /// Notes that `key` now has `doc` (or was deleted) as of `now`.
-    pub(super) fn record(&mut self, now: Instant, key: LagKey, doc: Option<Value>) {
+    pub(super) fn record(&mut self, now: Instant, key: LagKey, doc: Option<Arc<Value>>) {
         if self.pending.len() >= MAX_PENDING_CHANGES {
             if let Some((_, key, doc)) = self.pending.pop_front() {
                 self.apply(key, doc);
@@ -78,34 +90,28 @@ impl LaggedIndex {
         }
     }
 
-    fn apply(&mut self, key: LagKey, doc: Option<Value>) {
+    fn apply(&mut self, key: LagKey, doc: Option<Arc<Value>>) {
         let (map, key) = match key {
             LagKey::Device(id) => (&mut self.devices, id),
             LagKey::Module(id) => (&mut self.modules, id),
         };
         match doc {
             Some(doc) => {
-                map.insert(key, doc);
+                map.insert(Arc::from(key), doc);
             }
             None => {
-                map.remove(&key);
+                map.remove(key.as_str());
             }
         }
     }
 
-    /// The visible device twins (or, with `modules`, module twins) from `lower` on, in key
-    /// order.
-    pub(super) fn range(
-        &self,
-        modules: bool,
-        lower: Bound<&str>,
-    ) -> btree_map::Range<'_, String, Value> {
-        let map = if modules {
-            &self.modules
+    /// The visible device twins (or, with `modules`, module twins), in O(1).
+    pub(super) fn snapshot(&self, modules: bool) -> LaggedDocs {
+        if modules {
+            self.modules.clone()
         } else {
-            &self.devices
-        };
-        map.range::<str, _>((lower, Bound::Unbounded))
+            self.devices.clone()
+        }
     }
 }
 
@@ -169,17 +175,18 @@ impl State {
             return;
         };
         let doc = match key {
-            LagKey::Device(id) => self.devices.get_mut(id).map(|e| e.twin_doc().clone()),
-            LagKey::Module(key) => self.modules.get_mut(key).map(|e| e.twin_doc().clone()),
+            LagKey::Device(id) => self.devices.get(id).map(|e| Arc::clone(e.twin_doc())),
+            LagKey::Module(key) => self.modules.get(key).map(|e| Arc::clone(e.twin_doc())),
         };
         index.record(Instant::now(), key.clone(), doc);
     }
 
-    /// The index queries read when a lag is set, caught up to now; `None` without a lag.
-    pub(super) fn lagged_view(&mut self) -> Option<&LaggedIndex> {
+    /// What queries read when a lag is set (device twins, or with `modules` module twins),
+    /// caught up to now; `None` without a lag.
+    pub(super) fn lagged_view(&mut self, modules: bool) -> Option<LaggedDocs> {
         let index = self.query_lag.as_mut()?;
         index.catch_up(Instant::now());
-        Some(index)
+        Some(index.snapshot(modules))
     }
 }
 
@@ -193,22 +200,26 @@ mod tests {
     }
 
     fn ids(index: &LaggedIndex) -> Vec<(String, Value)> {
-        index
-            .range(false, Bound::Unbounded)
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let docs = index.snapshot(false);
+        lagged_range(&docs, Bound::Unbounded)
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
+    }
+
+    fn doc(value: Value) -> Option<Arc<Value>> {
+        Some(Arc::new(value))
     }
 
     #[test]
     fn changes_show_after_the_lag_in_write_order() {
         let t0 = Instant::now();
         let lag = Duration::from_secs(5);
-        let devices = [("a".to_string(), json!(1))].into_iter().collect();
-        let mut index = LaggedIndex::new(lag, devices, BTreeMap::new());
-        index.record(t0, device("b"), Some(json!(2)));
+        let devices = [(Arc::from("a"), Arc::new(json!(1)))].into_iter().collect();
+        let mut index = LaggedIndex::new(lag, devices, OrdMap::new());
+        index.record(t0, device("b"), doc(json!(2)));
         index.record(t0 + Duration::from_secs(1), device("a"), None);
-        index.record(t0 + Duration::from_secs(2), device("b"), Some(json!(3)));
-        index.record(t0, LagKey::Module("b/m".into()), Some(json!(4)));
+        index.record(t0 + Duration::from_secs(2), device("b"), doc(json!(3)));
+        index.record(t0, LagKey::Module("b/m".into()), doc(json!(4)));
 
         index.catch_up(t0 + Duration::from_secs(4));
         assert_eq!(ids(&index), vec![("a".into(), json!(1))]);
@@ -221,18 +232,18 @@ mod tests {
         assert_eq!(ids(&index), vec![("b".into(), json!(2))]);
         index.catch_up(t0 + Duration::from_secs(60));
         assert_eq!(ids(&index), vec![("b".into(), json!(3))]);
-        let modules: Vec<_> = index.range(true, Bound::Unbounded).collect();
-        assert_eq!(modules, vec![(&"b/m".to_string(), &json!(4))]);
+        let modules = index.snapshot(true);
+        let modules: Vec<_> = lagged_range(&modules, Bound::Unbounded).collect();
+        assert_eq!(modules, vec![("b/m", &json!(4))]);
         assert!(index.pending.is_empty());
     }
 
     #[test]
     fn pending_changes_are_bounded_and_the_oldest_goes_first() {
         let t0 = Instant::now();
-        let mut index =
-            LaggedIndex::new(Duration::from_secs(3600), BTreeMap::new(), BTreeMap::new());
+        let mut index = LaggedIndex::new(Duration::from_secs(3600), OrdMap::new(), OrdMap::new());
         for n in 0..=MAX_PENDING_CHANGES {
-            index.record(t0, device(&format!("d{n}")), Some(json!(n)));
+            index.record(t0, device(&format!("d{n}")), doc(json!(n)));
         }
         assert_eq!(index.pending.len(), MAX_PENDING_CHANGES);
         assert_eq!(ids(&index), vec![("d0".into(), json!(0))]);

@@ -8,6 +8,7 @@ use iothub_auth::SharedAccessKey;
 
 use super::policy::default_policies;
 use super::table::DeviceTable;
+use super::twin_map::TwinMap;
 use super::{
     DeviceRecord, DeviceSessions, Entry, Hub, HubError, ModuleEntry, ModuleRecord, Policy, Shared,
     State, Undo,
@@ -110,10 +111,8 @@ fn restore_devices(rows: Vec<(String, String)>) -> Result<(DeviceTable, u64), Hu
 }
 
 /// The modules by client id, and the highest identity etag counter among them.
-fn restore_modules(
-    rows: Vec<(String, String)>,
-) -> Result<(BTreeMap<String, ModuleEntry>, u64), HubError> {
-    let mut modules = BTreeMap::new();
+fn restore_modules(rows: Vec<(String, String)>) -> Result<(TwinMap<ModuleRecord>, u64), HubError> {
+    let mut modules = TwinMap::default();
     let mut etag_counter = 0;
     for (key, doc) in rows {
         let record: ModuleRecord = serde_json::from_str(&doc).map_err(|e| corrupt(&key, e))?;

@@ -5,16 +5,19 @@
 //! for identity writes ([`EntryMut`]) that settles the enabled count when it is dropped, and a
 //! plain mutable borrow for twin and connection writes, which leave `enabled` alone. Rolling
 //! back an uncommitted write uses the same insert and remove, so the counts follow it too.
+//!
+//! The entries are a [`TwinMap`], so a query takes them in O(1) ([`DeviceTable::snapshot`])
+//! and scans them without the state lock.
 
-use std::collections::btree_map::{self, BTreeMap};
-use std::ops::{Bound, Deref, DerefMut};
+use std::ops::{Deref, DerefMut};
 
-use super::{Entry, RegistryStatistics};
+use super::twin_map::TwinMap;
+use super::{DeviceRecord, Entry, RegistryStatistics};
 
 /// Entries ordered by device id (query paging resumes after the last key returned).
 #[derive(Default)]
 pub(super) struct DeviceTable {
-    entries: BTreeMap<String, Entry>,
+    entries: TwinMap<DeviceRecord>,
     /// How many entries have `record.enabled`.
     enabled: u64,
 }
@@ -63,22 +66,13 @@ impl DeviceTable {
         })
     }
 
-    pub(super) fn values(&self) -> btree_map::Values<'_, String, Entry> {
+    pub(super) fn values(&self) -> impl Iterator<Item = &Entry> + '_ {
         self.entries.values()
     }
 
-    /// For rendering cached twin documents only: the record's enabled flag must not change
-    /// through these borrows (nothing on the query path writes a record).
-    pub(super) fn values_mut(&mut self) -> btree_map::ValuesMut<'_, String, Entry> {
-        self.entries.values_mut()
-    }
-
-    /// As [`DeviceTable::values_mut`], from `lower` on.
-    pub(super) fn range_mut(
-        &mut self,
-        lower: Bound<&str>,
-    ) -> btree_map::RangeMut<'_, String, Entry> {
-        self.entries.range_mut::<str, _>((lower, Bound::Unbounded))
+    /// The entries as they are now, in O(1), for a query to read without the state lock.
+    pub(super) fn snapshot(&self) -> TwinMap<DeviceRecord> {
+        self.entries.clone()
     }
 
     /// The registry counts, without visiting an entry.

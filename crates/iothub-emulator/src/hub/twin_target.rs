@@ -4,6 +4,8 @@
 //! The MQTT side names a twin by its connection's client id: `{deviceId}` or
 //! `{deviceId}/{moduleId}` ([`TwinId::from_client_id`]); ids never contain `/`.
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::Value;
 
 use super::modules::{module_key, module_not_found};
@@ -49,6 +51,13 @@ pub(super) enum TwinSlot<'s> {
     Module(&'s mut ModuleEntry),
 }
 
+/// A device or module entry borrowed to read it: unlike a [`TwinSlot`], it never copies an
+/// entry that a query snapshot shares.
+pub(super) enum TwinRef<'s> {
+    Device(&'s Entry),
+    Module(&'s ModuleEntry),
+}
+
 impl State {
     /// The entry holding `id`'s twin.
     ///
@@ -71,15 +80,51 @@ impl State {
         }
     }
 
+    /// The entry holding `id`'s twin, to read it.
+    ///
+    /// # Errors
+    /// `DeviceNotFound` or `ModuleNotFound`.
+    pub(super) fn twin_ref(&self, id: TwinId<'_>) -> Result<TwinRef<'_>, HubError> {
+        match id {
+            TwinId::Device(device) => self
+                .devices
+                .get(device)
+                .map(TwinRef::Device)
+                .ok_or_else(|| HubError::DeviceNotFound(device.to_string())),
+            TwinId::Module { device, module } => self
+                .modules
+                .get(&module_key(device, module))
+                .map(TwinRef::Module)
+                .ok_or_else(|| module_not_found(&self.devices, device, module)),
+        }
+    }
+
     /// The connection state of a client id's identity and its cached twin document, if the
     /// identity exists.
     pub(super) fn connection_mut(
         &mut self,
         client_id: &str,
-    ) -> Option<(&mut ConnectionInfo, &mut Option<Value>)> {
+    ) -> Option<(&mut ConnectionInfo, &mut OnceLock<Arc<Value>>)> {
         match self.twin_slot(TwinId::from_client_id(client_id)).ok()? {
             TwinSlot::Device(entry) => Some((&mut entry.record.connection, &mut entry.twin_doc)),
             TwinSlot::Module(entry) => Some((&mut entry.record.connection, &mut entry.twin_doc)),
+        }
+    }
+}
+
+impl TwinRef<'_> {
+    pub(super) fn twin(&self) -> &TwinState {
+        match self {
+            TwinRef::Device(e) => &e.record.twin,
+            TwinRef::Module(e) => &e.record.twin,
+        }
+    }
+
+    /// The cached twin document (rendered now if the entry changed since it was last read).
+    pub(super) fn twin_doc(&self) -> &Arc<Value> {
+        match self {
+            TwinRef::Device(e) => e.twin_doc(),
+            TwinRef::Module(e) => e.twin_doc(),
         }
     }
 }
@@ -107,7 +152,7 @@ impl TwinSlot<'_> {
     }
 
     /// The cached twin document.
-    pub(super) fn twin_doc(&mut self) -> &Value {
+    pub(super) fn twin_doc(&self) -> &Value {
         match self {
             TwinSlot::Device(e) => e.twin_doc(),
             TwinSlot::Module(e) => e.twin_doc(),

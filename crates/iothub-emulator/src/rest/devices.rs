@@ -2,10 +2,16 @@
 //! (ARCHITECTURE.md#service-rest-api). PUT without `If-Match` creates (409 if the device exists); with `If-Match` it
 //! updates (404 if missing, 412 on a mismatch). Creation answers 200, as the hub does.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use base64::Engine as _;
+use http_body::Frame;
 use iothub_auth::SharedAccessKey;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -13,8 +19,8 @@ use serde_json::{Map, Value};
 use super::auth::{need, Caller};
 use super::error::ApiError;
 use super::request::{if_match, member, parse_object, present, PathId};
-use super::response::JsonResponse;
-use crate::hub::{AuthSpec, DeviceSpec, Hub, ScopeSpec};
+use super::response::{JsonResponse, JSON_UTF8};
+use crate::hub::{AuthSpec, DeviceList, DeviceSpec, Hub, ScopeSpec};
 
 /// Symmetric key length bounds in decoded bytes (ARCHITECTURE.md#limits).
 const KEY_BYTES: std::ops::RangeInclusive<usize> = 16..=64;
@@ -71,7 +77,7 @@ pub async fn list(
     State(hub): State<Hub>,
     caller: Caller,
     Query(params): Query<ListParams>,
-) -> Result<JsonResponse, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(need::REGISTRY_READ)?;
     let top = params
         .top
@@ -79,7 +85,32 @@ pub async fn list(
         .and_then(|t| usize::try_from(t).ok())
         .filter(|t| (1..=MAX_LIST).contains(t))
         .unwrap_or(MAX_LIST);
-    Ok(JsonResponse::ok(Value::Array(hub.list_devices(top))))
+    let body = axum::body::Body::new(DeviceListBody(hub.device_list(top)));
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(JSON_UTF8));
+    Ok(response)
+}
+
+/// Identities written per body frame of `GET /devices`.
+const LIST_CHUNK: usize = 64;
+
+/// The `GET /devices` body: each frame renders the next [`LIST_CHUNK`] devices of the
+/// snapshot the request took, so the list is never held as one JSON value.
+struct DeviceListBody(DeviceList);
+
+impl http_body::Body for DeviceListBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let chunk = self.0.next_chunk(LIST_CHUNK);
+        Poll::Ready(chunk.map(|bytes| Ok(Frame::data(Bytes::from(bytes)))))
+    }
 }
 
 pub(super) fn parse_spec(path_id: &str, body: &Map<String, Value>) -> Result<DeviceSpec, ApiError> {

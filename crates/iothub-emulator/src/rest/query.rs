@@ -11,7 +11,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use iothub_query::CompiledQuery;
@@ -90,10 +90,47 @@ pub async fn query(
     };
     let compiled = CompiledQuery::compile(text)
         .map_err(|e| ApiError::invalid(format!("The query is invalid: {e}")))?;
-    let returned = continuation.as_ref().map_or(0, |c| c.returned);
+    let item_type = compiled.result_item_type().as_header();
 
-    let (body, next) = if compiled.is_aggregate() {
-        let mut rows = hub.query_aggregate(&compiled);
+    // A scan may cover the whole fleet: it runs on a blocking thread, over a snapshot of the
+    // twins, so neither the async workers nor the state lock wait for it.
+    let (body, next) =
+        tokio::task::spawn_blocking(move || evaluate(&hub, &compiled, continuation, max_items))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ServerError",
+                    format!("The query could not be evaluated: {e}"),
+                )
+            })?;
+
+    let mut response = body.into_response();
+    let out = response.headers_mut();
+    out.insert("x-ms-item-type", HeaderValue::from_static(item_type));
+    if let Some(next) = next {
+        if let Ok(v) = HeaderValue::from_str(&next.encode()) {
+            out.insert("x-ms-continuation", v);
+        }
+    }
+    Ok(response)
+}
+
+/// One page of the query's answer, and the continuation of the next page if there is one.
+///
+/// A plain query's token names the last device (or module) id returned: the next page is a
+/// new snapshot scanned from just after that key, so an unchanged twin is neither repeated nor
+/// skipped however the hub changed between pages. An aggregate's token counts the group rows
+/// already returned; each page recomputes the groups over its own snapshot.
+fn evaluate(
+    hub: &Hub,
+    compiled: &CompiledQuery,
+    continuation: Option<Continuation>,
+    max_items: usize,
+) -> (JsonResponse, Option<Continuation>) {
+    let returned = continuation.as_ref().map_or(0, |c| c.returned);
+    if compiled.is_aggregate() {
+        let mut rows = hub.query_aggregate(compiled);
         let total = rows.len();
         let start = usize::try_from(returned).unwrap_or(usize::MAX).min(total);
         let end = start.saturating_add(max_items).min(total);
@@ -104,33 +141,19 @@ pub async fn query(
         // This page's rows, moved out rather than cloned.
         rows.truncate(end);
         rows.drain(..start);
-        (JsonResponse::ok(Value::Array(rows)), next)
-    } else {
-        let after = continuation.and_then(|c| c.after);
-        let page = hub.query_page(&compiled, after.as_deref(), returned, max_items);
-        let count = page.rows as u64;
-        let next = match (page.done, page.last_key) {
-            (false, Some(last)) => Some(Continuation {
-                after: Some(last),
-                returned: returned + count,
-            }),
-            _ => None,
-        };
-        (JsonResponse::rendered(page.body), next)
-    };
-
-    let mut response = body.into_response();
-    let out = response.headers_mut();
-    out.insert(
-        "x-ms-item-type",
-        HeaderValue::from_static(compiled.result_item_type().as_header()),
-    );
-    if let Some(next) = next {
-        if let Ok(v) = HeaderValue::from_str(&next.encode()) {
-            out.insert("x-ms-continuation", v);
-        }
+        return (JsonResponse::ok(Value::Array(rows)), next);
     }
-    Ok(response)
+    let after = continuation.and_then(|c| c.after);
+    let page = hub.query_page(compiled, after.as_deref(), returned, max_items);
+    let count = page.rows as u64;
+    let next = match (page.done, page.last_key) {
+        (false, Some(last)) => Some(Continuation {
+            after: Some(last),
+            returned: returned + count,
+        }),
+        _ => None,
+    };
+    (JsonResponse::rendered(page.body), next)
 }
 
 #[cfg(test)]
