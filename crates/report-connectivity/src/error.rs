@@ -28,6 +28,10 @@ pub enum AppError {
     /// A `--method-response` value that cannot be used (the message names it).
     #[error("--method-response {0}")]
     MethodResponse(String),
+    /// A telemetry flag that cannot be used (`--telemetry`, `--property`, ...; the message
+    /// names the flag).
+    #[error("{0}")]
+    Telemetry(String),
     /// From the device client.
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -44,7 +48,8 @@ impl AppError {
             | AppError::JsonArg(_)
             | AppError::CaFile(_)
             | AppError::ReportedNotAnObject
-            | AppError::MethodResponse(_) => exit::USAGE,
+            | AppError::MethodResponse(_)
+            | AppError::Telemetry(_) => exit::USAGE,
             AppError::Device(e) if e.is_authentication() => exit::AUTH,
             AppError::Device(e) if e.is_unreachable_or_timeout() => exit::UNREACHABLE,
             // A CA file or gateway setting we cannot use is bad input, not a runtime failure.

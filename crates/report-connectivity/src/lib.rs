@@ -9,10 +9,13 @@
 
 pub mod cli;
 mod config;
+pub mod device;
 mod error;
 mod methods;
+pub mod metrics;
 mod output;
 mod run;
+pub mod telemetry;
 
 pub use crate::cli::Cli;
 
