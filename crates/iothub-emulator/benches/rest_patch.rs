@@ -115,7 +115,15 @@ async fn start_emulator(in_memory: bool) -> Started {
     command
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--https-port", "0", "--mqtt-port", "0", "--amqp-port", "0", "--ready-file"])
+        .args([
+            "--https-port",
+            "0",
+            "--mqtt-port",
+            "0",
+            "--amqp-port",
+            "0",
+            "--ready-file",
+        ])
         .arg(&ready_file);
     if in_memory {
         command.arg("--in-memory");

@@ -71,7 +71,16 @@ fn binary_creates_a_private_data_directory_and_ready_file() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
         .arg("--data-dir")
         .arg(&data_dir)
-        .args(["--https-port", "0", "--mqtt-port", "0", "--amqp-port", "0", "--device", "d1"])
+        .args([
+            "--https-port",
+            "0",
+            "--mqtt-port",
+            "0",
+            "--amqp-port",
+            "0",
+            "--device",
+            "d1",
+        ])
         .arg("--ready-file")
         .arg(&ready_file)
         .stdout(Stdio::null())

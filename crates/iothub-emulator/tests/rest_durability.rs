@@ -29,7 +29,15 @@ fn start(data_dir: &Path, extra: &[&str]) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--https-port", "0", "--mqtt-port", "0", "--amqp-port", "0", "--ready-file"])
+        .args([
+            "--https-port",
+            "0",
+            "--mqtt-port",
+            "0",
+            "--amqp-port",
+            "0",
+            "--ready-file",
+        ])
         .arg(&ready_file)
         .args(extra)
         .stdout(Stdio::piped())
