@@ -26,10 +26,10 @@ mod state;
 
 use crate::backoff::Backoff;
 use crate::credentials::Credentials;
-use crate::gate::ConnectGate;
 use crate::error::{ConnackRefusal, Error};
 use crate::events::{ConnectionEvent, DisconnectReason};
 use crate::fanout::Fanout;
+use crate::gate::ConnectGate;
 use crate::message::C2dMessage;
 use crate::methods::MethodRequest;
 use crate::protocol::outbox::MAX_OUTBOX_IN_FLIGHT;
