@@ -24,7 +24,35 @@ Output (-o json): one JSON object per line, with an \"event\" field:
   stopped       {reason:\"once\"|\"duration\"|\"ctrl-c\"|\"sigterm\"}
   method        {name, payload, status, response, latencyMs, error?}
   c2d           {body, properties:{system:{messageId, ...}, application:{...}}, redelivered}
+  telemetry     {seq, latencyMs, acknowledged, pending, lost}   (one per acknowledged message)
+  telemetryConfig {source:\"desired\"|\"method\", status:\"Success\"|\"Failed\", sendFrequency,
+                desiredVersion?, error?}
+  stopped also carries telemetry:{produced, acknowledged, lost, rejected, retried, pending}.
 With --once only the \"reported\" object is printed.
+
+Telemetry (--telemetry TEMPLATE): a message every --telemetry-interval, the first at once after
+the reported patch. Placeholders in the template:
+  {{seq}}              the message's sequence number, from 1 (also its message id, $.mid)
+  {{now}}              the current UTC time, RFC 3339 with milliseconds
+  {{deviceId}}         the device id ({{moduleId}}: the module id, empty for a device)
+  {{random:MIN:MAX}}   a uniform random number in MIN..=MAX (integers when both bounds are;
+                       otherwise as many decimals as the bounds have)
+e.g. --telemetry '{\"temperature\":{{random:20.0:30.0}},\"seq\":{{seq}},\"at\":\"{{now}}\"}'
+A message counts once the hub acknowledged it (PUBACK). Messages produced while the connection
+is down wait (at most 1000; beyond that they are dropped and counted as lost) and are sent after
+the reconnect. With --telemetry-count N the run exits 0 once all N are acknowledged (1 if any
+was lost).
+
+While telemetry runs, its interval can be changed
+- through desired properties, like the device of the \"Use desired properties to configure
+  devices\" tutorial: desired telemetryConfig.sendFrequency (\"5s\", \"1m\" or a number of
+  seconds, at most 24h) is applied and answered with reported telemetryConfig {sendFrequency,
+  status: \"Success\"|\"Failed\", desiredVersion (the desired $version answered), configId
+  (echoed when desired), error}; a value that cannot be used is reported Failed and the
+  interval stays;
+- with the direct method setTelemetryInterval, payload a number of seconds, answered 200
+  (400 for a bad payload), as in the control-device quickstart; a --method-response for
+  setTelemetryInterval replaces the built-in answer.
 
 Without --once the device also answers direct methods (--method-response; any other method
 gets 501 with a JSON body naming it) and prints and completes cloud-to-device messages.
@@ -76,6 +104,43 @@ pub struct Cli {
     /// --method-response reboot=200:{"rebooting":true}
     #[arg(long, value_name = "NAME=STATUS[:JSON|@FILE]", conflicts_with = "once")]
     pub method_response: Vec<String>,
+
+    /// Send telemetry: a message template, inline or @FILE, with {{seq}}, {{now}}, {{deviceId}},
+    /// {{moduleId}} and {{random:MIN:MAX}} placeholders (see below).
+    #[arg(long, value_name = "TEMPLATE|@FILE", conflicts_with = "once")]
+    pub telemetry: Option<String>,
+
+    /// Time between telemetry messages (changed at run time by desired
+    /// telemetryConfig.sendFrequency or the setTelemetryInterval method).
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_positive_duration, requires = "telemetry")]
+    pub telemetry_interval: Duration,
+
+    /// Send this many telemetry messages, then exit 0 once all are acknowledged.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "telemetry")]
+    pub telemetry_count: Option<u64>,
+
+    /// An application property on every telemetry message; repeatable.
+    #[arg(long, value_name = "KEY=VALUE", requires = "telemetry")]
+    pub property: Vec<String>,
+
+    /// Telemetry content type ($.ct); the hub routes on a JSON body only with
+    /// application/json and an encoding.
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "application/json",
+        requires = "telemetry"
+    )]
+    pub content_type: String,
+
+    /// Telemetry content encoding ($.ce).
+    #[arg(
+        long,
+        value_name = "ENCODING",
+        default_value = "utf-8",
+        requires = "telemetry"
+    )]
+    pub content_encoding: String,
 
     /// MQTT over TLS (port 8883) or over secure WebSockets (port 443).
     #[arg(long, value_enum, value_name = "TRANSPORT", default_value_t = TransportArg::Mqtt)]

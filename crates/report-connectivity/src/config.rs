@@ -1,15 +1,20 @@
 //! Turns parsed arguments into what a run needs: the connection string, client options and
 //! the reported patch. All input validation (exit code 2) happens here, before any network I/O.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use iothub_cli::{load_ca_file, parse_json_arg};
+use iothub_cli::{load_ca_file, parse_json_arg, read_input_file};
 use iothub_device::{Backoff, ClientOptions, DeviceConnectionString, TransportKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Format, TransportArg};
 use crate::error::AppError;
 use crate::methods::MethodResponses;
+use crate::telemetry::desired::check_interval;
+use crate::telemetry::template::{RenderContext, Template};
+use crate::telemetry::TelemetrySettings;
 
 /// Everything a run needs.
 pub struct Config {
@@ -27,6 +32,8 @@ pub struct Config {
     pub format: Format,
     /// `--method-response`: canned direct-method answers.
     pub methods: MethodResponses,
+    /// `--telemetry` and the flags beside it; shared by every device of a fleet.
+    pub telemetry: Option<Arc<TelemetrySettings>>,
 }
 
 impl Config {
@@ -53,6 +60,10 @@ impl Config {
             None => json!({ "connectivity": { "type": cli.connectivity } }),
         };
         let methods = MethodResponses::parse(&cli.method_response)?;
+        let telemetry = match &cli.telemetry {
+            Some(arg) => Some(Arc::new(telemetry_settings(&cli, arg, &conn.device_id)?)),
+            None => None,
+        };
         let options = ClientOptions {
             transport: match cli.transport {
                 TransportArg::Mqtt => TransportKind::Mqtt,
@@ -73,6 +84,7 @@ impl Config {
             duration: cli.duration,
             format: cli.output,
             methods,
+            telemetry,
         })
     }
 }
@@ -85,6 +97,62 @@ pub(crate) fn reconnect_backoff(initial: Duration) -> Backoff {
         initial,
         max: default.max.max(initial),
     }
+}
+
+/// `--telemetry` and the flags beside it. A template rendered as JSON content must render to
+/// JSON, so a typo shows now rather than as messages the back end cannot parse.
+fn telemetry_settings(
+    cli: &Cli,
+    arg: &str,
+    device_id: &str,
+) -> Result<TelemetrySettings, AppError> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => {
+            let bytes = read_input_file(Path::new(path))
+                .map_err(|e| AppError::Telemetry(format!("--telemetry: {e}")))?;
+            String::from_utf8(bytes).map_err(|_| {
+                AppError::Telemetry(format!("--telemetry: '{path}' is not UTF-8 text"))
+            })?
+        }
+        None => arg.to_owned(),
+    };
+    let template =
+        Template::parse(&text).map_err(|e| AppError::Telemetry(format!("--telemetry: {e}")))?;
+    if cli.content_type.eq_ignore_ascii_case("application/json") {
+        let sample = template.render(&RenderContext {
+            seq: 1,
+            device_id,
+            module_id: Some("module"),
+        });
+        if let Err(e) = serde_json::from_str::<Value>(&sample) {
+            return Err(AppError::Telemetry(format!(
+                "--telemetry: the template does not render to JSON ({e}): {sample}; quote string placeholders (\"{{{{now}}}}\"), or pass --content-type text/plain"
+            )));
+        }
+    }
+    let interval = check_interval(cli.telemetry_interval)
+        .map_err(|e| AppError::Telemetry(format!("--telemetry-interval: {e}")))?;
+    let mut properties = Vec::with_capacity(cli.property.len());
+    for pair in &cli.property {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() && !key.starts_with('$') => {
+                properties.push((key.to_owned(), value.to_owned()));
+            }
+            _ => {
+                return Err(AppError::Telemetry(format!(
+                    "--property '{pair}': expected KEY=VALUE with a KEY that is not empty and does not start with '$' (system properties have their own flags)"
+                )))
+            }
+        }
+    }
+    Ok(TelemetrySettings {
+        template,
+        interval,
+        count: cli.telemetry_count,
+        properties,
+        content_type: Some(cli.content_type.clone()).filter(|t| !t.is_empty()),
+        content_encoding: Some(cli.content_encoding.clone()).filter(|e| !e.is_empty()),
+    })
 }
 
 /// `--reported`: inline JSON, or `@path` to a JSON file. Must be an object.

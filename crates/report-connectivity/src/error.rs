@@ -28,6 +28,10 @@ pub enum AppError {
     /// A `--method-response` value that cannot be used (the message names it).
     #[error("--method-response {0}")]
     MethodResponse(String),
+    /// A telemetry flag that cannot be used (`--telemetry`, `--property`, ...; the message
+    /// names the flag).
+    #[error("{0}")]
+    Telemetry(String),
     /// From the device client.
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -52,6 +56,7 @@ impl AppError {
             | AppError::CaFile(_)
             | AppError::ReportedNotAnObject
             | AppError::MethodResponse(_)
+            | AppError::Telemetry(_)
             | AppError::FleetUsage(_) => exit::USAGE,
             AppError::Service(e) => match e.kind() {
                 iothub_service::ErrorKind::Unauthorized => exit::AUTH,

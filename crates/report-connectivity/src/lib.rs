@@ -9,11 +9,14 @@
 
 pub mod cli;
 mod config;
+pub mod device;
 mod error;
 mod fleet;
 mod methods;
+pub mod metrics;
 mod output;
 mod run;
+pub mod telemetry;
 
 pub use crate::cli::Cli;
 

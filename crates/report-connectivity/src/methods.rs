@@ -49,6 +49,11 @@ impl MethodResponses {
         Ok(MethodResponses { by_name })
     }
 
+    /// Whether `--method-response` gave an answer for `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// The answer for `name`: the canned one, or 501 with a body naming the method.
     pub fn answer_for(&self, name: &str) -> CannedAnswer {
         match self.by_name.get(name) {
@@ -120,15 +125,26 @@ pub struct MethodCall {
 
 /// Answers `request` from `responses` and reports what happened.
 pub async fn answer(request: MethodRequest, responses: &MethodResponses) -> MethodCall {
-    let name = request.name().to_owned();
-    let payload = request.payload().unwrap_or_else(|| {
+    let canned = responses.answer_for(request.name());
+    answer_with(request, canned).await
+}
+
+/// The request's payload: JSON, or the raw text when it is not JSON.
+pub fn request_payload(request: &MethodRequest) -> Value {
+    request.payload().unwrap_or_else(|| {
         Value::String(String::from_utf8_lossy(request.payload_bytes()).into_owned())
-    });
+    })
+}
+
+/// Answers `request` with `answer` and reports what happened.
+pub async fn answer_with(request: MethodRequest, answer: CannedAnswer) -> MethodCall {
+    let name = request.name().to_owned();
+    let payload = request_payload(&request);
     let received = request.received_at();
     let CannedAnswer {
         status,
         payload: response,
-    } = responses.answer_for(&name);
+    } = answer;
     let error = request
         .respond(status, &response)
         .await

@@ -1,8 +1,9 @@
 //! Rendering of run events: the tutorial's text (stdout), or one JSON object per line.
 //! Connection troubles go to stderr in text mode so stdout stays the tutorial's transcript.
 
-use std::cell::Cell;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use iothub_device::{
     C2dMessage, ConnectionEvent, DesiredUpdate, DesiredUpdateKind, DeviceClient, DisconnectReason,
@@ -12,6 +13,8 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::Format;
 use crate::methods::MethodCall;
+use crate::telemetry::desired::format_interval;
+use crate::telemetry::TelemetryTotals;
 
 /// Why the run ended (the `stopped` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub enum StopReason {
     Duration,
     CtrlC,
     Sigterm,
+    /// `--telemetry-count` messages were all acknowledged.
+    TelemetryCount,
 }
 
 impl StopReason {
@@ -29,6 +34,7 @@ impl StopReason {
             StopReason::Duration => "duration",
             StopReason::CtrlC => "ctrl-c",
             StopReason::Sigterm => "sigterm",
+            StopReason::TelemetryCount => "telemetry-count",
         }
     }
 }
@@ -38,7 +44,7 @@ pub struct Printer {
     /// `--once`: JSON mode prints only the acknowledgement, as one document.
     once: bool,
     /// The last disconnect was a token renewal: the reconnect that follows is routine too.
-    renewing: Cell<bool>,
+    renewing: AtomicBool,
 }
 
 impl Printer {
@@ -46,7 +52,7 @@ impl Printer {
         Printer {
             format,
             once,
-            renewing: Cell::new(false),
+            renewing: AtomicBool::new(false),
         }
     }
 
@@ -180,10 +186,10 @@ impl Printer {
         let routine = match event {
             ConnectionEvent::Disconnected { reason } => {
                 let renewal = matches!(reason, DisconnectReason::TokenRenewal);
-                self.renewing.set(renewal);
+                self.renewing.store(renewal, Ordering::Relaxed);
                 renewal || matches!(reason, DisconnectReason::ClientClosed)
             }
-            ConnectionEvent::Connected { .. } => self.renewing.replace(false),
+            ConnectionEvent::Connected { .. } => self.renewing.swap(false, Ordering::Relaxed),
             ConnectionEvent::Closed { error } => error.is_none(),
             _ => false,
         };
@@ -259,13 +265,92 @@ impl Printer {
     }
 
     pub fn stopped(&self, reason: StopReason) {
+        self.stopped_with(reason, None);
+    }
+
+    /// The `stopped` event, with the telemetry totals when the device sent telemetry.
+    pub fn stopped_with(&self, reason: StopReason, telemetry: Option<TelemetryTotals>) {
         match self.format {
             Format::Text => {
+                if let Some(t) = telemetry {
+                    self.text(&format!(
+                        "Telemetry: {} produced, {} acknowledged, {} lost, {} rejected, {} retried, {} pending",
+                        t.produced, t.acknowledged, t.lost, t.rejected, t.retried, t.pending
+                    ));
+                }
                 if reason != StopReason::Once {
                     self.text("IoTHubClient sample stopped");
                 }
             }
-            Format::Json => self.event(json!({"event": "stopped", "reason": reason.as_str()})),
+            Format::Json => {
+                let mut event = json!({"event": "stopped", "reason": reason.as_str()});
+                if let Some(t) = telemetry {
+                    event["telemetry"] = json!({
+                        "produced": t.produced,
+                        "acknowledged": t.acknowledged,
+                        "lost": t.lost,
+                        "rejected": t.rejected,
+                        "retried": t.retried,
+                        "pending": t.pending,
+                    });
+                }
+                self.event(event);
+            }
+        }
+    }
+
+    /// A telemetry message the hub acknowledged.
+    pub fn telemetry_acknowledged(&self, seq: u64, latency: Duration, totals: &TelemetryTotals) {
+        let latency_ms = latency.as_millis() as u64;
+        match self.format {
+            Format::Text => self.text(&format!(
+                "Telemetry message {seq} acknowledged in {latency_ms} ms"
+            )),
+            Format::Json => self.event(json!({
+                "event": "telemetry",
+                "seq": seq,
+                "latencyMs": latency_ms,
+                "acknowledged": totals.acknowledged,
+                "pending": totals.pending,
+                "lost": totals.lost,
+            })),
+        }
+    }
+
+    /// The telemetry interval was changed (or a change refused). `source` is `desired` or
+    /// `method`; `desired_version` the desired `$version` answered.
+    pub fn telemetry_config(
+        &self,
+        source: &str,
+        interval: Duration,
+        desired_version: Option<u64>,
+        error: Option<&str>,
+    ) {
+        let frequency = format_interval(interval);
+        match self.format {
+            Format::Text => self.text(&match error {
+                None => format!("Telemetry interval set to {frequency} ({source})"),
+                Some(e) => {
+                    format!(
+                        "Telemetry interval change refused ({source}): {e}; it stays {frequency}"
+                    )
+                }
+            }),
+            Format::Json => {
+                let mut event = json!({
+                    "event": "telemetryConfig",
+                    "source": source,
+                    "status": if error.is_some() { "Failed" } else { "Success" },
+                    "sendFrequency": frequency,
+                });
+                if let Some(v) = desired_version {
+                    event["desiredVersion"] = json!(v);
+                }
+                if let Some(e) = error {
+                    event["error"] = json!(e);
+                }
+                self.event(event);
+            }
         }
     }
 
