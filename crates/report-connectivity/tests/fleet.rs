@@ -107,10 +107,14 @@ async fn after_a_mass_drop_every_device_reconnects_spread_over_the_backoff() {
         &format!("{BACKOFF_MS}ms"),
         "--max-connecting",
         "20",
+        "--metrics-listen",
+        "127.0.0.1:0",
         "-o",
         "json",
     ]);
     let mut fleet = Running::spawn(cmd);
+    let listening = fleet.next_event("metrics_listening", FLEET_LIMIT).await;
+    let metrics_url = format!("http://{}/metrics", listening["address"].as_str().unwrap());
     let first = fleet.next_event("all_connected", FLEET_LIMIT).await;
     assert_eq!(first["reconnects"], 0, "{first}");
     for i in 0..N {
@@ -125,6 +129,24 @@ async fn after_a_mass_drop_every_device_reconnects_spread_over_the_backoff() {
             break;
         }
     }
+    // The Prometheus endpoint shows the same counters while the fleet runs.
+    let text = reqwest::get(&metrics_url)
+        .await
+        .expect("metrics endpoint answers")
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!("report_connectivity_devices_connected {N}\n")),
+        "{text}"
+    );
+    let reconnects: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("report_connectivity_reconnects_total "))
+        .expect("a reconnect counter")
+        .parse()
+        .unwrap();
+    assert!(reconnects >= N, "{text}");
     fleet.signal("TERM");
     let summary = fleet.next_event("summary", FLEET_LIMIT).await;
     assert_eq!(fleet.wait(FLEET_LIMIT).await, Some(0));
