@@ -13,6 +13,8 @@ mod bulk_registry;
 mod c2d;
 /// IoT Edge registry fields: generated scopes, children, parentScopes, the rules.
 mod edge;
+/// Percent-encoded path separators (IoT Explorer) reach the plain paths' resources.
+mod encoded_paths;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.

@@ -5,6 +5,7 @@ mod api_version;
 mod auth;
 mod bulk;
 mod devices;
+mod encoded_slashes;
 mod error;
 mod messages;
 mod methods;
@@ -20,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::Extension;
 use axum::Router;
+use tower::ServiceExt;
 
 pub use error::ApiError;
 #[cfg(feature = "fuzzing")]
@@ -95,7 +97,7 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
             "/$emulator/faults/fail-twin-operations",
             post(admin::fail_twin_operations),
         );
-    service
+    let routes = service
         .merge(admin)
         .route(
             "/$iothub/websocket",
@@ -104,7 +106,9 @@ pub fn router(hub: Hub, mqtt: Endpoint) -> Router {
             }),
         )
         .fallback(not_found)
-        .with_state(hub)
+        .with_state(hub);
+    // Routing happens on the path as sent, so encoded separators are decoded before it.
+    Router::new().fallback_service(routes.map_request(encoded_slashes::decode))
 }
 
 async fn not_found() -> ApiError {
