@@ -15,6 +15,8 @@ pub struct EmulatorConfig {
     pub https_port: u16,
     /// MQTT over TLS; 0 = any free port.
     pub mqtt_port: u16,
+    /// AMQP over TLS (the Event Hub-compatible endpoint); 0 = any free port.
+    pub amqp_port: u16,
     /// State, keys and CA live here.
     pub data_dir: PathBuf,
     /// Keep nothing on disk except the CA files.
@@ -30,6 +32,9 @@ pub struct EmulatorConfig {
     /// deleted) takes to show in query results, as the real hub's query index trails writes;
     /// twin and device GETs stay current. Zero (the default): queries are current.
     pub query_lag: Duration,
+    /// The built-in Event Hub-compatible endpoint's partitions and retention (defaults: 4
+    /// partitions, 32 MiB and one day per partition).
+    pub events: crate::events::EventsConfig,
 }
 
 /// How many connections each listener holds and how long a silent or slow one may stay. The
@@ -71,12 +76,14 @@ impl EmulatorConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             https_port: 0,
             mqtt_port: 0,
+            amqp_port: 0,
             data_dir: data_dir.to_path_buf(),
             in_memory: true,
             devices: Vec::new(),
             connection_limits: ConnectionLimits::default(),
             telemetry_capacity: crate::telemetry::DEFAULT_TELEMETRY_CAPACITY,
             query_lag: Duration::ZERO,
+            events: crate::events::EventsConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::amqp::AmqpEndpoint;
 use crate::config::{ConnectionLimits, EmulatorConfig};
 use crate::connections::Connections;
 use crate::faults::FaultInjector;
@@ -20,6 +21,7 @@ use crate::{https, listener, rest};
 /// Standard ports: connection strings omit `:port` for these (the official SDKs need them).
 const STANDARD_HTTPS_PORT: u16 = 443;
 const STANDARD_MQTT_PORT: u16 = 8883;
+const STANDARD_AMQP_PORT: u16 = 5671;
 
 /// Why the emulator could not start or register a device.
 #[derive(Debug, Error)]
@@ -71,6 +73,7 @@ impl Emulator {
             store,
             loaded,
             Arc::new(sessions.clone()),
+            config.events,
         )
         .await?;
         hub.telemetry().set_capacity(config.telemetry_capacity);
@@ -83,19 +86,35 @@ impl Emulator {
 
         let (https, https_port) = bind(SocketAddr::new(config.bind, config.https_port)).await?;
         let (mqtt, mqtt_port) = bind(SocketAddr::new(config.bind, config.mqtt_port)).await?;
+        let (amqp, amqp_port) = bind(SocketAddr::new(config.bind, config.amqp_port)).await?;
         let connections = Connections::default();
         let listeners = Listeners {
             https,
             mqtt,
-            limits: config.connection_limits,
+            limits: config.connection_limits.clone(),
         };
         serve(&connections, &hub, sessions, &tls, listeners)?;
-        tracing::info!(https_port, mqtt_port, hostname = %config.hostname, "emulator listening");
+        let amqp_endpoint = AmqpEndpoint::new(
+            hub.clone(),
+            connections.clone(),
+            &config.hostname,
+            amqp_port,
+        );
+        connections.spawn(listener::serve(
+            "amqp",
+            amqp,
+            tls.amqp_acceptor()?,
+            connections.clone(),
+            config.connection_limits.clone(),
+            move |stream, peer| amqp_endpoint.clone().serve_tls(stream, peer),
+        ));
+        tracing::info!(https_port, mqtt_port, amqp_port, hostname = %config.hostname, "emulator listening");
         Ok(RunningEmulator {
             hub,
             hostname: config.hostname,
             https_port,
             mqtt_port,
+            amqp_port,
             ca_file: tls.ca_file().to_path_buf(),
             ca_pem: tls.ca_pem().to_string(),
             connections,
@@ -223,6 +242,7 @@ pub struct RunningEmulator {
     hostname: String,
     https_port: u16,
     mqtt_port: u16,
+    amqp_port: u16,
     ca_file: PathBuf,
     ca_pem: String,
     /// Every connection task; the store is closed only once they have all ended.
@@ -235,6 +255,7 @@ impl std::fmt::Debug for RunningEmulator {
             .field("hostname", &self.hostname)
             .field("https_port", &self.https_port)
             .field("mqtt_port", &self.mqtt_port)
+            .field("amqp_port", &self.amqp_port)
             .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
@@ -254,6 +275,28 @@ impl RunningEmulator {
     /// Bound MQTT port.
     pub fn mqtt_port(&self) -> u16 {
         self.mqtt_port
+    }
+
+    /// Bound AMQP port (AMQP 1.0 over TLS: the Event Hub-compatible endpoint).
+    pub fn amqp_port(&self) -> u16 {
+        self.amqp_port
+    }
+
+    /// The Event Hub-compatible connection string of the built-in events endpoint, as the
+    /// portal shows it: `Endpoint=sb://{host}[:{amqp port}]/;SharedAccessKeyName=iothubowner;
+    /// SharedAccessKey=…;EntityPath={hub name}` (contains a secret). The port is left out when
+    /// it is the standard 5671.
+    pub fn eventhub_connection_string(&self) -> String {
+        let Some(owner) = self.hub.policy("iothubowner") else {
+            return String::new();
+        };
+        let entity = self.hostname.split('.').next().unwrap_or(&self.hostname);
+        format!(
+            "Endpoint=sb://{}/;SharedAccessKeyName={};SharedAccessKey={};EntityPath={entity}",
+            host_with_port(&self.hostname, self.amqp_port, STANDARD_AMQP_PORT),
+            owner.name,
+            owner.primary.expose_base64()
+        )
     }
 
     /// Path of the CA certificate clients must trust.

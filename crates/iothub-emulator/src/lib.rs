@@ -15,7 +15,9 @@
 //! - `tls`: the emulator's CA and server certificate;
 //! - `faults`: fault injection for clients' reliability tests;
 //! - `c2d`: cloud-to-device queues (durable) and the feedback queue;
-//! - `telemetry`: the device-to-cloud message type and the hub's buffer of recent ones.
+//! - `telemetry`: the device-to-cloud message type and the hub's buffer of recent ones;
+//! - `events`: the partitioned, retained event log behind the built-in Event Hub-compatible
+//!   endpoint (telemetry and the hub's own events).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), iothub_emulator::EmulatorError> {
@@ -27,10 +29,12 @@
 //! # Ok(()) }
 //! ```
 
+mod amqp;
 mod c2d;
 mod config;
 mod connections;
 mod emulator;
+mod events;
 mod faults;
 mod https;
 mod hub;
@@ -50,6 +54,10 @@ pub mod fuzzing;
 
 pub use config::{ConnectionLimits, EmulatorConfig};
 pub use emulator::{Emulator, EmulatorError, RunningEmulator};
+pub use events::{
+    EventProperties, EventValue, EventsConfig, PartitionInfo, StartPosition, StoredEvent,
+    DEFAULT_PARTITIONS, DEFAULT_RETENTION, DEFAULT_RETENTION_BYTES, MAX_PARTITIONS,
+};
 pub use faults::FaultInjector;
 pub use hub::{Hub, HubError};
 pub use persist::PersistError;

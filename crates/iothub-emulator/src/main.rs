@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
-use iothub_cli::{exit, parse_duration, StopSignals};
+use iothub_cli::{exit, parse_duration, parse_positive_duration, StopSignals};
 use iothub_emulator::{ConnectionLimits, Emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Map, Value};
 
@@ -41,6 +41,9 @@ struct Cli {
     /// MQTT over TLS; 0 = any free port.
     #[arg(long, value_name = "PORT", default_value_t = 8883)]
     mqtt_port: u16,
+    /// AMQP 1.0 over TLS: the built-in Event Hub-compatible endpoint; 0 = any free port.
+    #[arg(long, value_name = "PORT", default_value_t = 5671)]
+    amqp_port: u16,
     /// Register this device at start if missing (repeatable; keys kept if present).
     #[arg(long = "device", value_name = "ID")]
     devices: Vec<String>,
@@ -54,10 +57,35 @@ struct Cli {
     /// Device-to-cloud messages the hub keeps (the most recent ones; at least 1).
     #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_TELEMETRY_CAPACITY)]
     telemetry_buffer: usize,
+    /// Partitions of the built-in Event Hub-compatible endpoint (1 to 32; a device's events
+    /// always land in the same one).
+    #[arg(long, value_name = "N", default_value_t = iothub_emulator::DEFAULT_PARTITIONS,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(iothub_emulator::MAX_PARTITIONS)))]
+    partitions: u32,
+    /// Bytes each partition of the built-in endpoint keeps (bodies, properties, annotations);
+    /// the oldest events go first beyond it. Default 32 MiB (33554432).
+    #[arg(long, value_name = "BYTES", default_value_t = iothub_emulator::DEFAULT_RETENTION_BYTES,
+        value_parser = parse_retention_bytes)]
+    event_retention_bytes: usize,
+    /// How long the built-in endpoint keeps an event (e.g. 1h, 7d is the real hub's maximum).
+    /// Default 1d, the real hub's default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, default_value = "1d")]
+    event_retention: std::time::Duration,
     /// More logging on stderr (-v: device connections, -vv: debug, -vvv: dependencies too);
     /// RUST_LOG overrides.
     #[arg(short = 'v', long, action = ArgAction::Count)]
     verbose: u8,
+}
+
+/// `--event-retention-bytes`: at least 1 KiB, so that a partition can hold an event.
+fn parse_retention_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a byte count (e.g. 33554432)"))?;
+    if bytes < 1024 {
+        return Err(format!("{bytes} bytes is too small: use at least 1024"));
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {
@@ -93,12 +121,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         bind: cli.bind,
         https_port: cli.https_port,
         mqtt_port: cli.mqtt_port,
+        amqp_port: cli.amqp_port,
         data_dir: cli.data_dir,
         in_memory: cli.in_memory,
         devices: cli.devices.clone(),
         connection_limits: ConnectionLimits::default(),
         telemetry_capacity: cli.telemetry_buffer,
         query_lag: cli.query_lag,
+        events: iothub_emulator::EventsConfig {
+            partitions: cli.partitions,
+            retention_bytes: cli.event_retention_bytes,
+            retention: cli.event_retention,
+        },
     };
     let emulator = Emulator::start(config).await.map_err(|e| e.to_string())?;
     let devices = device_strings(&emulator, &cli.devices);
@@ -142,8 +176,10 @@ fn write_ready_file(
         "hostname": emulator.hostname(),
         "https_port": emulator.https_port(),
         "mqtt_port": emulator.mqtt_port(),
+        "amqp_port": emulator.amqp_port(),
         "ca_file": emulator.ca_file(),
         "service_connection_string": emulator.service_connection_string(),
+        "eventhub_connection_string": emulator.eventhub_connection_string(),
         "devices": devices,
     });
     let mut tmp_name = path.as_os_str().to_owned();
@@ -180,6 +216,11 @@ fn print_exports(emulator: &RunningEmulator, ids: &[String], devices: &Map<Strin
     );
     let _ = writeln!(
         out,
+        "export IOTHUB_EVENTHUB_CONNECTION_STRING={}",
+        shell_quote(&emulator.eventhub_connection_string())
+    );
+    let _ = writeln!(
+        out,
         "export IOTHUB_CA_FILE={}",
         shell_quote(&emulator.ca_file().display().to_string())
     );
@@ -197,10 +238,12 @@ fn print_exports(emulator: &RunningEmulator, ids: &[String], devices: &Map<Strin
 
 fn print_banner(emulator: &RunningEmulator, in_memory: bool) {
     eprintln!(
-        "iothub-emulator ready: hub {host}\n  REST + MQTT/WebSockets  https://{host}:{https}\n  MQTT over TLS           mqtts://{host}:{mqtt}\n  CA certificate          {ca}\n  state                   {state}\n  Ctrl-C to stop",
+        "iothub-emulator ready: hub {host}\n  REST + MQTT/WebSockets  https://{host}:{https}\n  MQTT over TLS           mqtts://{host}:{mqtt}\n  AMQP (Event Hubs)       amqps://{host}:{amqp}/{entity}\n  CA certificate          {ca}\n  state                   {state}\n  Ctrl-C to stop",
         host = emulator.hostname(),
         https = emulator.https_port(),
         mqtt = emulator.mqtt_port(),
+        amqp = emulator.amqp_port(),
+        entity = emulator.hostname().split('.').next().unwrap_or_default(),
         ca = emulator.ca_file().display(),
         state = if in_memory { "in memory" } else { "durable (data dir)" },
     );
@@ -215,6 +258,7 @@ mod tests {
         let cli = Cli::try_parse_from(["iothub-emulator"]).unwrap();
         assert_eq!(cli.https_port, 8443);
         assert_eq!(cli.mqtt_port, 8883);
+        assert_eq!(cli.amqp_port, 5671);
         assert_eq!(cli.hostname, "localhost");
         let cli = Cli::try_parse_from([
             "iothub-emulator",

@@ -42,7 +42,10 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{Emulator, EmulatorConfig, RunningEmulator, TelemetryMessage};
+use crate::{
+    Emulator, EmulatorConfig, PartitionInfo, RunningEmulator, StartPosition, StoredEvent,
+    TelemetryMessage,
+};
 
 /// The `api-version` query parameter the official SDKs send (without `?` or `&`).
 pub const API_VERSION_QUERY: &str = "api-version=2021-04-12";
@@ -147,10 +150,20 @@ impl TestHub {
     /// second one started on it restarts the same hub); devices are added as with
     /// [`TestHub::start`].
     pub async fn durable_in(data_dir: &std::path::Path) -> TestHub {
+        TestHub::durable_configured(data_dir, |_| {}).await
+    }
+
+    /// A durable emulator like [`TestHub::durable_in`], with `configure` applied to its
+    /// configuration first (partitions, event retention, …).
+    pub async fn durable_configured(
+        data_dir: &std::path::Path,
+        configure: impl FnOnce(&mut EmulatorConfig),
+    ) -> TestHub {
         install_crypto_provider();
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = EmulatorConfig::for_tests(data_dir);
         config.in_memory = false;
+        configure(&mut config);
         let emulator = Emulator::start(config).await.expect("emulator starts");
         let http = https_client(emulator.ca_pem());
         TestHub {
@@ -348,6 +361,51 @@ impl TestHub {
             .unwrap_or_else(|_| panic!("{count} telemetry messages within {REQUEST_TIMEOUT:?}"))
             .expect("the hub's telemetry buffer lives as long as the hub");
         self.telemetry()
+    }
+
+    /// The partition count of the built-in Event Hub-compatible endpoint.
+    pub fn partition_count(&self) -> u32 {
+        self.emulator.hub().events().partition_count()
+    }
+
+    /// The partition that holds `device_id`'s events.
+    pub fn partition_for(&self, device_id: &str) -> u32 {
+        self.emulator.hub().events().partition_for(device_id)
+    }
+
+    /// The events of `partition` at `from`, oldest first (at most 100,000), as the built-in
+    /// endpoint would deliver them.
+    pub fn events(&self, partition: u32, from: StartPosition) -> Vec<StoredEvent> {
+        self.emulator.hub().events().read(partition, from, 100_000)
+    }
+
+    /// What the endpoint's `$management` node reports about `partition`.
+    pub fn partition_info(&self, partition: u32) -> PartitionInfo {
+        self.emulator
+            .hub()
+            .events()
+            .partition_info(partition)
+            .unwrap_or_else(|| panic!("partition {partition} exists"))
+    }
+
+    /// Waits (at most 30 s, on the log's signal, without polling) until `partition`'s last
+    /// sequence number is at least `sequence_number`, and returns all its retained events.
+    pub async fn wait_for_events(&self, partition: u32, sequence_number: i64) -> Vec<StoredEvent> {
+        let mut newest = self
+            .emulator
+            .hub()
+            .events()
+            .subscribe(partition)
+            .unwrap_or_else(|| panic!("partition {partition} exists"));
+        tokio::time::timeout(REQUEST_TIMEOUT, newest.wait_for(|n| *n >= sequence_number))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "event {sequence_number} in partition {partition} within {REQUEST_TIMEOUT:?}"
+                )
+            })
+            .expect("the event log lives as long as the hub");
+        self.events(partition, StartPosition::Earliest)
     }
 
     /// `POST /devices/{id}/messages/deviceBound` with `body` and `headers` (properties as

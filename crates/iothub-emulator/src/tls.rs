@@ -334,6 +334,14 @@ impl TlsMaterial {
     pub(crate) fn mqtt_acceptor(&self) -> Result<TlsAcceptor, TlsError> {
         self.acceptor(&[])
     }
+
+    /// Acceptor for the AMQP port (no ALPN: the AMQP clients send none).
+    ///
+    /// # Errors
+    /// rustls rejects the key or certificate.
+    pub(crate) fn amqp_acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+        self.acceptor(&[])
+    }
 }
 
 #[cfg(test)]

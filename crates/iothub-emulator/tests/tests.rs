@@ -7,6 +7,8 @@
 /// Test clients beyond the shared hub: MQTT devices and REST requests with any credentials.
 mod support;
 
+/// The AMQP front door: CBS, `$management`, partition receivers and filters, the redirect.
+mod amqp;
 /// The bulk registry operation `POST /devices`: import modes, per-entry errors, atomicity.
 mod bulk_registry;
 /// Cloud-to-device messages: REST send, MQTT delivery, PUBACK, redelivery, bounds, feedback.
@@ -15,6 +17,9 @@ mod c2d;
 mod edge;
 /// Percent-encoded path separators (IoT Explorer) reach the plain paths' resources.
 mod encoded_paths;
+/// The event log behind the built-in Event Hub-compatible endpoint: telemetry and the hub's own
+/// events, partitions, order, retention, durability.
+mod event_log;
 /// Hardening of the HTTPS and MQTT listeners: timeouts, connection ceilings, shutdown.
 mod hardening_https;
 /// Hub hardening: private state files, section clearing reaches the device.

@@ -226,6 +226,8 @@ struct Shared {
     c2d: crate::c2d::CloudToDevice,
     /// The most recent device-to-cloud messages.
     telemetry: crate::telemetry::TelemetryBuffer,
+    /// The partitioned event log behind the built-in Event Hub-compatible endpoint.
+    events: crate::events::EventLog,
 }
 
 struct State {
@@ -484,6 +486,37 @@ impl Hub {
     /// The most recent device-to-cloud messages.
     pub(crate) fn telemetry(&self) -> &crate::telemetry::TelemetryBuffer {
         &self.shared.telemetry
+    }
+
+    /// The partitioned event log behind the built-in Event Hub-compatible endpoint.
+    pub(crate) fn events(&self) -> &crate::events::EventLog {
+        &self.shared.events
+    }
+
+    /// Who sends the telemetry of client id `device_id` (`{deviceId}` or
+    /// `{deviceId}/{moduleId}`), for its events' annotations; `None` for an unknown identity.
+    pub(crate) fn telemetry_origin(
+        &self,
+        device_id: &str,
+    ) -> Option<crate::events::TelemetryOrigin> {
+        let state = self.lock();
+        let (device, module, generation_id) = match TwinId::from_client_id(device_id) {
+            TwinId::Device(id) => (
+                id,
+                None,
+                state.devices.get(id)?.record.generation_id.clone(),
+            ),
+            TwinId::Module { device, module } => {
+                let key = modules::module_key(device, module);
+                let generation = state.modules.get(&key)?.record.generation_id.clone();
+                (device, Some(module.to_string()), generation)
+            }
+        };
+        Some(crate::events::TelemetryOrigin {
+            device_id: device.to_string(),
+            module_id: module,
+            generation_id,
+        })
     }
 
     /// Runs `f` on device `id`'s record under the state lock, so that no delete comes between

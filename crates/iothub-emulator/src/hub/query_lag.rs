@@ -136,10 +136,14 @@ impl State {
                 WriteOp::PutModule { key, .. } | WriteOp::DeleteModule { key } => {
                     self.lag_key(&LagKey::Module(key.clone()));
                 }
-                // Cloud-to-device rows are no twin (and go to the store through the C2D side).
+                // Cloud-to-device and event rows are no twin (and go to the store through
+                // their own sides).
                 WriteOp::PutPolicy { .. }
                 | WriteOp::PutC2dMessage { .. }
-                | WriteOp::DeleteC2dMessage { .. } => {}
+                | WriteOp::DeleteC2dMessage { .. }
+                | WriteOp::InitEventPartitions { .. }
+                | WriteOp::PutEvent { .. }
+                | WriteOp::PruneEvents { .. } => {}
             }
         }
     }

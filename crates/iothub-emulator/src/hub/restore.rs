@@ -33,6 +33,7 @@ impl Hub {
         store: Option<Store>,
         loaded: Loaded,
         sessions: Arc<dyn DeviceSessions>,
+        events: crate::events::EventsConfig,
     ) -> Result<Hub, HubError> {
         let (devices, device_etags) = restore_devices(loaded.devices)?;
         let (modules, module_etags) = restore_modules(loaded.modules)?;
@@ -42,6 +43,13 @@ impl Hub {
             loaded.c2d_messages,
             store.as_ref().map(Store::sender),
             Arc::clone(&sessions),
+        )
+        .map_err(HubError::Storage)?;
+        let (event_log, event_rows) = crate::events::EventLog::restore(
+            events,
+            loaded.event_partitions,
+            loaded.events,
+            store.as_ref().map(Store::sender),
         )
         .map_err(HubError::Storage)?;
         let hub = Hub {
@@ -60,8 +68,16 @@ impl Hub {
                 store,
                 c2d,
                 telemetry: crate::telemetry::TelemetryBuffer::default(),
+                events: event_log,
             }),
         };
+        if let (Some(store), false) = (&hub.shared.store, event_rows.is_empty()) {
+            store
+                .submit(event_rows, None)
+                .await
+                .map_err(|_| HubError::Storage(PersistError::Closed))?
+                .map_err(HubError::Storage)?;
+        }
         if !new_rows.is_empty() {
             let pending = {
                 let mut state = hub.lock();

@@ -32,9 +32,15 @@ impl DeviceSessions for Recorded {
 }
 
 async fn hub_with(sessions: Arc<Recorded>) -> Hub {
-    Hub::open("localhost".into(), None, Loaded::default(), sessions)
-        .await
-        .expect("in-memory hub opens")
+    Hub::open(
+        "localhost".into(),
+        None,
+        Loaded::default(),
+        sessions,
+        crate::events::EventsConfig::default(),
+    )
+    .await
+    .expect("in-memory hub opens")
 }
 
 async fn hub() -> Hub {

@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::Error as CodecError;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::ack_gate::{AckGate, NotStored};
 use super::c2d::C2dLink;
 use super::codec::{self, FrameError};
 use super::connect::{self, Accepted, Credentials, KeyPair};
@@ -88,6 +89,8 @@ enum Ended {
     TokenExpired,
     #[error("CONNACK not taken within the write timeout")]
     ConnAckTimeout,
+    #[error("a telemetry message could not be stored ({}); closing without its PUBACK", .0.0)]
+    NotStored(NotStored),
     #[error("closed by the hub: replaced by a new connection, behind on desired notifications, dropped by fault injection, device deleted, or shutting down")]
     Stopped,
 }
@@ -157,8 +160,14 @@ pub(crate) async fn run<T: Transport>(mut io: T, endpoint: Endpoint, peer: Strin
 
     let c2d = C2dLink::new(&accepted.identity);
     let methods = &endpoint.methods;
+    // Looked up once: a device deleted or re-created loses this connection.
+    let origin = hub.telemetry_origin(&accepted.client_id);
+    let links = Links {
+        c2d: &c2d,
+        origin: origin.as_ref(),
+    };
     let (session, lease, ended) =
-        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, &c2d).await;
+        serve(&mut io, hub, methods, accepted.clone(), lease, inbuf, links).await;
     info!(%peer, client_id = %accepted.client_id, reason = %ended, "device disconnected");
 
     let saved = (!accepted.clean_session).then(|| session.into_saved());
@@ -206,7 +215,7 @@ async fn serve<T: Transport>(
     accepted: Accepted,
     mut lease: Lease,
     mut inbuf: BytesMut,
-    c2d: &C2dLink,
+    links: Links<'_>,
 ) -> (Session, Lease, Ended) {
     let session_present = lease.saved.is_some();
     let (mut session, mut actions) = Session::resume(accepted.identity.clone(), lease.saved.take());
@@ -231,6 +240,7 @@ async fn serve<T: Transport>(
     // Registered once rather than on every pass of the loop.
     let stopped = lease.stop.clone().cancelled_owned();
     tokio::pin!(expiry, idle, relock, stopped);
+    let mut gate = AckGate::default();
 
     let ended = loop {
         let link = MethodLink {
@@ -241,9 +251,9 @@ async fn serve<T: Transport>(
         if let Some(ended) = execute(
             hub,
             &mut session,
-            &accepted,
             link,
-            c2d,
+            links,
+            &mut gate,
             &mut actions,
             &mut out,
         )
@@ -251,6 +261,9 @@ async fn serve<T: Transport>(
         {
             // Write what was answered before the close (e.g. a PUBACK before DISCONNECT).
             write_before_close(io, &mut out).await;
+            break ended;
+        }
+        if let Some(ended) = release_acks(&mut gate, &mut out) {
             break ended;
         }
         if !out.is_empty() {
@@ -276,11 +289,17 @@ async fn serve<T: Transport>(
             () = &mut stopped => break Ended::Stopped,
             () = &mut expiry => break Ended::TokenExpired,
             () = &mut idle, if accepted.keep_alive_timeout.is_some() => break Ended::KeepAliveTimeout,
+            stored = gate.committed(), if !gate.is_idle() => match stored {
+                // The PUBACKs it frees go out at the top of the loop.
+                Ok(()) => {}
+                Err(error) => break Ended::NotStored(error),
+            },
             Some(notification) = lease.outbox.recv() => session.on_desired(notification, &mut actions),
-            () = lease.cloud_to_device.notified() => c2d.deliver(hub, &mut session, &mut actions),
+            () = lease.cloud_to_device.notified() => links.c2d.deliver(hub, &mut session, &mut actions),
             () = &mut relock, if lock_expiry.is_some() => session.on_lock_expiry(Instant::now(), &mut actions),
             Some(request) = lease.method_requests.recv() => session.on_method_request(request, &mut actions),
-            read = io.read(&mut inbuf) => match read {
+            // A device far ahead of the store waits for its PUBACKs before sending more.
+            read = io.read(&mut inbuf), if !gate.is_full() => match read {
                 Ok(0) => break Ended::PeerClosed,
                 Ok(_) => idle.as_mut().reset(Instant::now() + keep_alive),
                 Err(error) => break error.into(),
@@ -314,6 +333,14 @@ fn pending_input(
     None
 }
 
+/// The connection's cloud-to-device deliveries and who its telemetry events come from (`None`
+/// only for an identity deleted while it connected; its connection is being closed).
+#[derive(Clone, Copy)]
+struct Links<'a> {
+    c2d: &'a C2dLink,
+    origin: Option<&'a crate::events::TelemetryOrigin>,
+}
+
 /// Where a connection's direct-method actions go: answers to the calls in flight, readiness to
 /// the session table.
 #[derive(Clone, Copy)]
@@ -329,19 +356,29 @@ struct MethodLink<'a> {
 async fn execute(
     hub: &Hub,
     session: &mut Session,
-    accepted: &Accepted,
     link: MethodLink<'_>,
-    c2d: &C2dLink,
+    links: Links<'_>,
+    gate: &mut AckGate,
     actions: &mut Vec<Action>,
     out: &mut BytesMut,
 ) -> Option<Ended> {
+    let c2d = links.c2d;
     // The client id names the twin: `{device}` or `{device}/{module}`.
-    let device_id = &accepted.client_id;
+    let device_id = link.client_id;
     let mut queue = std::mem::take(actions);
     let mut replies = Vec::new();
     let mut pending = queue.drain(..);
     while let Some(action) = pending.next() {
+        if !matches!(
+            action,
+            Action::Telemetry(_) | Action::Send(Packet::PubAck(_))
+        ) {
+            gate.other_action();
+        }
         let ended = match action {
+            Action::Send(Packet::PubAck(puback)) => gate
+                .puback(Packet::PubAck(puback))
+                .and_then(|packet| emit(Action::Send(packet), out)),
             Action::Activity => {
                 hub.record_activity(device_id);
                 None
@@ -366,6 +403,10 @@ async fn execute(
                 None
             }
             Action::Telemetry(message) => {
+                let committed = links
+                    .origin
+                    .and_then(|origin| hub.events().append(origin.event(&message)).committed);
+                gate.after_telemetry(committed);
                 hub.telemetry().push(*message);
                 None
             }
@@ -397,6 +438,22 @@ async fn execute(
     // Hand the emptied allocation back so the next batch reuses it.
     *actions = queue;
     None
+}
+
+/// Encodes the PUBACKs whose telemetry has been stored into `out`; returns why to close if a
+/// message could not be stored.
+fn release_acks(gate: &mut AckGate, out: &mut BytesMut) -> Option<Ended> {
+    if gate.is_idle() {
+        return None;
+    }
+    let mut freed = Vec::new();
+    let released = gate.release(&mut freed);
+    for packet in freed {
+        if let Some(ended) = emit(Action::Send(packet), out) {
+            return Some(ended);
+        }
+    }
+    released.err().map(Ended::NotStored)
 }
 
 /// Encodes a `Send` into `out`; returns why to close for a `Close` or an encoding failure.

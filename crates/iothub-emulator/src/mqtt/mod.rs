@@ -41,6 +41,7 @@
 //! Not emulated: the optional `$version` precondition on
 //! reported PATCH, X.509 authentication, and sessions surviving an emulator restart.
 
+mod ack_gate;
 mod c2d;
 mod codec;
 mod connect;

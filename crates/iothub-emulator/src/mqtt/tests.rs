@@ -37,6 +37,7 @@ async fn harness() -> Harness {
         None,
         Loaded::default(),
         Arc::new(sessions.clone()),
+        crate::events::EventsConfig::default(),
     )
     .await
     .expect("in-memory hub");

@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub(crate) use schema::Loaded;
+pub(crate) use schema::{EventPartitionRow, EventRow, Loaded};
 
 /// One row change. `Debug` leaves out the documents: they contain keys.
 pub(crate) enum WriteOp {
@@ -80,6 +80,36 @@ pub(crate) enum WriteOp {
         /// Hub-wide message number.
         seq: u64,
     },
+    /// Create the event log's partitions `0..count` that are missing (first start).
+    InitEventPartitions {
+        /// Partition count.
+        count: u32,
+    },
+    /// Insert an event of the built-in endpoint's log.
+    PutEvent {
+        /// Its partition.
+        partition: u32,
+        /// Its sequence number (with the partition, the primary key).
+        sequence: i64,
+        /// Its offset.
+        offset: i64,
+        /// Enqueued time, nanoseconds since the Unix epoch.
+        enqueued_nanos: i64,
+        /// The body.
+        body: bytes::Bytes,
+        /// Partition key, annotations and properties as JSON.
+        meta: String,
+    },
+    /// Delete a partition's events below a sequence number (retention), remembering where the
+    /// numbering stands so that it continues after a restart even with no event left.
+    PruneEvents {
+        /// The partition.
+        partition: u32,
+        /// Every event below this sequence number goes.
+        below: i64,
+        /// The offset the event numbered `below` has or will have.
+        next_offset: i64,
+    },
 }
 
 impl std::fmt::Debug for WriteOp {
@@ -94,6 +124,15 @@ impl std::fmt::Debug for WriteOp {
                 write!(f, "PutC2dMessage({seq}, {device_id:?})")
             }
             WriteOp::DeleteC2dMessage { seq } => write!(f, "DeleteC2dMessage({seq})"),
+            WriteOp::InitEventPartitions { count } => write!(f, "InitEventPartitions({count})"),
+            WriteOp::PutEvent {
+                partition,
+                sequence,
+                ..
+            } => write!(f, "PutEvent({partition}, {sequence})"),
+            WriteOp::PruneEvents {
+                partition, below, ..
+            } => write!(f, "PruneEvents({partition}, below {below})"),
         }
     }
 }
@@ -152,6 +191,14 @@ pub enum PersistError {
         key: String,
         /// What was wrong.
         reason: String,
+    },
+    /// The data directory's event log has another partition count than the configuration.
+    #[error("the data directory's event log has {stored} partitions, not {configured}: start with --partitions {stored} (a hub's partition count is fixed when it is created) or use a new data directory")]
+    PartitionCount {
+        /// Partitions in the store.
+        stored: u32,
+        /// Partitions configured.
+        configured: u32,
     },
     /// A row could not be encoded for storage.
     #[error("cannot encode a row for storage: {0}")]

@@ -20,6 +20,38 @@ pub(crate) struct Loaded {
     /// `(message number, device id, message JSON)` of the queued cloud-to-device messages, in
     /// message-number (enqueue) order.
     pub c2d_messages: Vec<(u64, String, String)>,
+    /// The event log's partitions, by partition id.
+    pub event_partitions: Vec<EventPartitionRow>,
+    /// The event log's events, by partition and sequence number.
+    pub events: Vec<EventRow>,
+}
+
+/// Where a partition's numbering stood when its events were last pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventPartitionRow {
+    /// Partition id.
+    pub partition: u32,
+    /// Events below this sequence number were deleted (0: none yet).
+    pub pruned_below: i64,
+    /// The offset of the event numbered `pruned_below`.
+    pub next_offset: i64,
+}
+
+/// A stored event (see `WriteOp::PutEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventRow {
+    /// Partition id.
+    pub partition: u32,
+    /// Sequence number.
+    pub sequence: i64,
+    /// Offset.
+    pub offset: i64,
+    /// Enqueued time, nanoseconds since the Unix epoch.
+    pub enqueued_nanos: i64,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Partition key, annotations and properties as JSON.
+    pub meta: String,
 }
 
 /// Opens the database with the durability settings described in the module doc of `persist`.
@@ -46,6 +78,8 @@ pub(super) fn open(path: &Path) -> Result<Connection, PersistError> {
              CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS c2d_messages (seq INTEGER PRIMARY KEY NOT NULL, device_id TEXT NOT NULL, doc TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS c2d_messages_by_device ON c2d_messages (device_id);
+             CREATE TABLE IF NOT EXISTS event_partitions (partition INTEGER PRIMARY KEY NOT NULL, pruned_below INTEGER NOT NULL, next_offset INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (partition INTEGER NOT NULL, seq INTEGER NOT NULL, offset INTEGER NOT NULL, enqueued_nanos INTEGER NOT NULL, body BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (partition, seq)) WITHOUT ROWID;
              COMMIT;",
         )?;
         Ok(conn)
@@ -122,6 +156,54 @@ pub(super) fn load(conn: &Connection) -> Result<Loaded, PersistError> {
             reason: "negative message number".into(),
         })?;
         loaded.c2d_messages.push((seq, device_id, doc));
+    }
+    let partition = |value: i64| {
+        u32::try_from(value).map_err(|_| PersistError::Corrupt {
+            key: format!("event partition {value}"),
+            reason: "partition id out of range".into(),
+        })
+    };
+    let mut stmt = conn.prepare(
+        "SELECT partition, pruned_below, next_offset FROM event_partitions ORDER BY partition",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, pruned_below, next_offset) = row?;
+        loaded.event_partitions.push(EventPartitionRow {
+            partition: partition(id)?,
+            pruned_below,
+            next_offset,
+        });
+    }
+    let mut stmt = conn.prepare(
+        "SELECT partition, seq, offset, enqueued_nanos, body, meta FROM events ORDER BY partition, seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, sequence, offset, enqueued_nanos, body, meta) = row?;
+        loaded.events.push(EventRow {
+            partition: partition(id)?,
+            sequence,
+            offset,
+            enqueued_nanos,
+            body,
+            meta,
+        });
     }
     Ok(loaded)
 }

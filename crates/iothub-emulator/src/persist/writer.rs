@@ -86,6 +86,17 @@ fn commit(conn: &mut Connection, batch: &[Submitted]) -> Result<(), PersistError
         let mut delete_c2d = tx.prepare_cached("DELETE FROM c2d_messages WHERE seq = ?1")?;
         let mut delete_device_c2d =
             tx.prepare_cached("DELETE FROM c2d_messages WHERE device_id = ?1")?;
+        let mut init_partition = tx.prepare_cached(
+            "INSERT OR IGNORE INTO event_partitions (partition, pruned_below, next_offset) VALUES (?1, 0, 0)",
+        )?;
+        let mut put_event = tx.prepare_cached(
+            "INSERT OR REPLACE INTO events (partition, seq, offset, enqueued_nanos, body, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut prune_events =
+            tx.prepare_cached("DELETE FROM events WHERE partition = ?1 AND seq < ?2")?;
+        let mut prune_mark = tx.prepare_cached(
+            "UPDATE event_partitions SET pruned_below = ?2, next_offset = ?3 WHERE partition = ?1 AND pruned_below < ?2",
+        )?;
         for op in batch.iter().flat_map(|submitted| &submitted.ops) {
             match op {
                 WriteOp::PutDevice { id, doc } => put_device.execute((id, doc))?,
@@ -103,6 +114,35 @@ fn commit(conn: &mut Connection, batch: &[Submitted]) -> Result<(), PersistError
                     doc,
                 } => put_c2d.execute((sql_seq(*seq)?, device_id, doc))?,
                 WriteOp::DeleteC2dMessage { seq } => delete_c2d.execute([sql_seq(*seq)?])?,
+                WriteOp::InitEventPartitions { count } => {
+                    for partition in 0..*count {
+                        init_partition.execute([partition])?;
+                    }
+                    0
+                }
+                WriteOp::PutEvent {
+                    partition,
+                    sequence,
+                    offset,
+                    enqueued_nanos,
+                    body,
+                    meta,
+                } => put_event.execute((
+                    partition,
+                    sequence,
+                    offset,
+                    enqueued_nanos,
+                    &body[..],
+                    meta,
+                ))?,
+                WriteOp::PruneEvents {
+                    partition,
+                    below,
+                    next_offset,
+                } => {
+                    prune_mark.execute((partition, below, next_offset))?;
+                    prune_events.execute((partition, below))?
+                }
             };
         }
     }
