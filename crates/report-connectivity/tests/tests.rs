@@ -23,3 +23,6 @@ mod methods;
 mod modules;
 /// `--once` over TLS and WebSockets.
 mod once;
+/// Telemetry: template, properties, count, desired telemetryConfig, setTelemetryInterval,
+/// queueing across a dropped connection.
+mod telemetry;
