@@ -105,7 +105,10 @@ impl DeviceClient {
         options: ClientOptions,
     ) -> Result<DeviceClient, Error> {
         let endpoint = Endpoint::new(&conn, options.transport)?;
-        let tls = tls::client_config(options.ca_pem.as_deref())?;
+        let tls = match &options.shared_tls {
+            Some(shared) => Arc::clone(&shared.0),
+            None => tls::client_config(options.ca_pem.as_deref())?,
+        };
 
         let mut mqtt = MqttOptions::new(
             endpoint.client_id(),
@@ -157,6 +160,7 @@ impl DeviceClient {
             method_timeout: options.method_timeout,
             c2d_filter: property_bag::c2d_filter(&topic_prefix),
             backoff: options.backoff,
+            connect_gate: options.connect_gate.clone(),
             connect_timeout: options.connect_timeout,
             endpoint_label: label.clone(),
             startup: startup_tx,
@@ -197,6 +201,14 @@ impl DeviceClient {
     /// `host:port (transport)` the client dials.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Twin answers with status 429 (the hub throttling this device) so far; the client waited
+    /// and retried each within the request's deadline.
+    pub fn throttled_answers(&self) -> u64 {
+        self.shared
+            .throttled
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads the twin (desired and reported properties).

@@ -54,6 +54,7 @@ mod endpoint;
 mod error;
 mod events;
 mod fanout;
+mod gate;
 mod message;
 mod methods;
 mod options;
@@ -66,6 +67,7 @@ pub use client::{ConnectionEvents, DesiredUpdates, DeviceClient, ReportedAck, MA
 pub use error::{ConnackRefusal, Error};
 pub use events::{ConnectionEvent, DisconnectReason};
 pub use fanout::Subscription;
+pub use gate::{ConnectGate, SharedTls};
 pub use message::{C2dMessage, C2dMessages, Message, SystemProperties};
 pub use methods::{MethodRequest, MethodRequests, DROPPED_REQUEST_STATUS, MAX_METHOD_PAYLOAD};
 pub use options::{ClientOptions, TransportKind};

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::gate::{ConnectGate, SharedTls};
 
 /// How MQTT reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +59,10 @@ pub struct ClientOptions {
     pub keep_alive: Duration,
     /// Delays between reconnect attempts after a lost connection.
     pub backoff: Backoff,
+    /// A TLS configuration built once for many clients; when set, `ca_pem` is not read.
+    pub shared_tls: Option<SharedTls>,
+    /// Bounds the connection attempts in flight across the clients sharing it.
+    pub connect_gate: Option<ConnectGate>,
     /// Appended to the username as `DeviceClientType` (URL-encoded); default
     /// `iothub-twins/<version>`.
     pub product_info: String,
@@ -75,6 +80,8 @@ impl Default for ClientOptions {
             method_timeout: Duration::from_secs(300),
             keep_alive: Duration::from_secs(60),
             backoff: Backoff::default(),
+            shared_tls: None,
+            connect_gate: None,
             product_info: concat!("iothub-twins/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -93,6 +100,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("method_timeout", &self.method_timeout)
             .field("keep_alive", &self.keep_alive)
             .field("backoff", &self.backoff)
+            .field("shared_tls", &self.shared_tls.is_some())
+            .field("connect_gate", &self.connect_gate)
             .field("product_info", &self.product_info)
             .finish()
     }

@@ -135,6 +135,10 @@ impl ServiceClient {
         Self::builder(connection).build()
     }
 
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// The hub's `host[:port]`.
     pub fn host(&self) -> &str {
         self.transport.host()

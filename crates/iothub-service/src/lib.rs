@@ -15,6 +15,9 @@
 //!   hub stops sending it; [`ServiceClient::list_devices`] uses the same pager, so listings
 //!   are not capped at 1,000 devices.
 //!
+//! * The bulk registry ([`ServiceClient::create_devices`], [`ServiceClient::delete_devices`])
+//!   sends up to 100 entries per request and reports each refused entry.
+//!
 //! No key, token or connection string appears in any `Debug`/`Display` output or log line.
 //!
 //! ```no_run
@@ -40,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+mod bulk;
 mod client;
 mod devices;
 mod error;
@@ -52,6 +56,7 @@ mod sas_cache;
 mod tls;
 mod transport;
 
+pub use bulk::{BulkFailure, BulkOutcome, NewDevice, MAX_BULK_ENTRIES};
 pub use client::{ServiceClient, ServiceClientBuilder, USER_AGENT};
 pub use devices::{DevicePager, LIST_DEVICES_QUERY};
 pub use error::{ErrorKind, HubError, ServiceError};

@@ -91,6 +91,16 @@ impl Transport {
     /// Sends `call`, retrying throttling, unavailability and broken connections within the
     /// retry policy, and returns the 2xx answer or a typed error.
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<Answer, ServiceError> {
+        self.send_accepting(call, None).await
+    }
+
+    /// Like [`Transport::send`], with `accept` answered as a success too: the bulk registry
+    /// answers 400 with per-entry results in the body.
+    pub(crate) async fn send_accepting(
+        &self,
+        call: &Call<'_>,
+        accept: Option<reqwest::StatusCode>,
+    ) -> Result<Answer, ServiceError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -100,7 +110,7 @@ impl Transport {
                 .min(self.retry.remaining(started.elapsed()))
                 .max(Duration::from_millis(100));
             let auth = self.sas.header()?;
-            let failure = match self.send_once(call, auth, timeout).await {
+            let failure = match self.send_once(call, auth, timeout, accept).await {
                 Ok((headers, body)) => {
                     return Ok(Answer {
                         headers,
@@ -149,6 +159,7 @@ impl Transport {
         call: &Call<'_>,
         auth: HeaderValue,
         timeout: Duration,
+        accept: Option<reqwest::StatusCode>,
     ) -> Result<(HeaderMap, Vec<u8>), Failure> {
         let url = format!(
             "https://{}{}?api-version={API_VERSION}",
@@ -175,7 +186,7 @@ impl Transport {
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(Failure::Transport)?.to_vec();
         tracing::debug!(status = status.as_u16(), bytes = body.len(), "response");
-        if status.is_success() {
+        if status.is_success() || Some(status) == accept {
             Ok((headers, body))
         } else {
             Err(Failure::Status {

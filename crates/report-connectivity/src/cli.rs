@@ -73,9 +73,10 @@ pub struct Cli {
         long,
         env = "IOTHUB_DEVICE_CONNECTION_STRING",
         hide_env_values = true,
-        value_name = "CONNECTION_STRING"
+        value_name = "CONNECTION_STRING",
+        required_unless_present = "devices_file"
     )]
-    pub connection_string: Secret,
+    pub connection_string: Option<Secret>,
 
     /// Extra trusted CA certificate(s), PEM; the system roots stay trusted.
     #[arg(long, env = "IOTHUB_CA_FILE", value_name = "PEM")]
@@ -156,6 +157,68 @@ pub struct Cli {
     /// Output format: the tutorial's text, or JSON lines.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
+
+    /// Simulate N devices from this one process, each doing what the single device does; their
+    /// identities come from --devices-file or --create-devices. Prints a summary at the end.
+    #[arg(long, value_name = "N", help_heading = "Fleet",
+          value_parser = clap::value_parser!(u32).range(1..=crate::fleet::MAX_FLEET as i64))]
+    pub fleet: Option<u32>,
+
+    /// Device connection strings, one a line (blank lines and # comments skipped); the first N
+    /// are used, and -c is ignored.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Fleet",
+        requires = "fleet",
+        conflicts_with = "create_devices"
+    )]
+    pub devices_file: Option<PathBuf>,
+
+    /// With a service connection string in -c: create PREFIX-00000, PREFIX-00001, … through
+    /// the bulk registry API (100 a request) and run them.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        help_heading = "Fleet",
+        requires = "fleet"
+    )]
+    pub create_devices: Option<String>,
+
+    /// HostName[:PORT] in the created devices' connection strings; default the service
+    /// connection string's. For a hub whose MQTT port is not its HTTPS port (the emulator on
+    /// non-standard ports).
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        help_heading = "Fleet",
+        requires = "create_devices"
+    )]
+    pub device_host: Option<String>,
+
+    /// Delete the devices --create-devices created when the run ends.
+    #[arg(long, help_heading = "Fleet", requires = "create_devices")]
+    pub cleanup: bool,
+
+    /// Start at most N devices a second (e.g. 500/s), each start jittered within its slot.
+    /// Default: all at once, bounded by --max-connecting.
+    #[arg(long, value_name = "N/s", help_heading = "Fleet", requires = "fleet",
+          value_parser = crate::fleet::parse_rate)]
+    pub connect_rate: Option<f64>,
+
+    /// Connection attempts (TCP, TLS, CONNECT to CONNACK) in flight at once across the fleet.
+    #[arg(long, value_name = "N", help_heading = "Fleet", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connecting: u32,
+
+    /// Upper bound of the first reconnect delay after a lost connection; it doubles per failed
+    /// attempt up to 30 s, each delay drawn from its upper half at random.
+    #[arg(long, value_name = "D", default_value = "200ms", value_parser = parse_positive_duration)]
+    pub reconnect_backoff: Duration,
+
+    /// Serve the fleet's counters in Prometheus text format at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", help_heading = "Fleet", requires = "fleet")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short = 'v', long, action = ArgAction::Count)]

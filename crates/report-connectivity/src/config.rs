@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iothub_cli::{load_ca_file, parse_json_arg, read_input_file};
-use iothub_device::{ClientOptions, DeviceConnectionString, TransportKind};
+use iothub_device::{Backoff, ClientOptions, DeviceConnectionString, TransportKind};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, Format, TransportArg};
@@ -46,7 +46,9 @@ impl Config {
         // a service connection string was passed for a device one.
         let conn: DeviceConnectionString = cli
             .connection_string
-            .expose()
+            .as_ref()
+            .map(|secret| secret.expose())
+            .unwrap_or_default()
             .parse()
             .map_err(AppError::ConnectionString)?;
         let ca_pem = match &cli.ca_file {
@@ -71,6 +73,7 @@ impl Config {
             sas_ttl: cli.sas_ttl,
             connect_timeout: cli.timeout,
             request_timeout: cli.timeout,
+            backoff: reconnect_backoff(cli.reconnect_backoff),
             ..ClientOptions::default()
         };
         Ok(Config {
@@ -83,6 +86,16 @@ impl Config {
             methods,
             telemetry,
         })
+    }
+}
+
+/// `--reconnect-backoff`: the first delay's ceiling; the cap stays the client's default
+/// (30 s) unless the first delay is already longer.
+pub(crate) fn reconnect_backoff(initial: Duration) -> Backoff {
+    let default = Backoff::default();
+    Backoff {
+        initial,
+        max: default.max.max(initial),
     }
 }
 
@@ -143,7 +156,7 @@ fn telemetry_settings(
 }
 
 /// `--reported`: inline JSON, or `@path` to a JSON file. Must be an object.
-fn parse_patch(arg: &str) -> Result<Value, AppError> {
+pub(crate) fn parse_patch(arg: &str) -> Result<Value, AppError> {
     let value = parse_json_arg("--reported", arg)?;
     if !value.is_object() {
         return Err(AppError::ReportedNotAnObject);

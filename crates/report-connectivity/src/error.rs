@@ -35,6 +35,13 @@ pub enum AppError {
     /// From the device client.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A fleet setting that cannot be used: `--devices-file` content, a missing identity
+    /// source, a prefix (the message names it; exit code 2).
+    #[error("{0}")]
+    FleetUsage(String),
+    /// From the service client (`--create-devices`, `--cleanup`).
+    #[error(transparent)]
+    Service(#[from] iothub_service::ServiceError),
     /// Anything else (exit code 1).
     #[error("{0}")]
     Other(String),
@@ -49,7 +56,18 @@ impl AppError {
             | AppError::CaFile(_)
             | AppError::ReportedNotAnObject
             | AppError::MethodResponse(_)
-            | AppError::Telemetry(_) => exit::USAGE,
+            | AppError::Telemetry(_)
+            | AppError::FleetUsage(_) => exit::USAGE,
+            AppError::Service(e) => match e.kind() {
+                iothub_service::ErrorKind::Unauthorized => exit::AUTH,
+                iothub_service::ErrorKind::Unreachable | iothub_service::ErrorKind::Timeout => {
+                    exit::UNREACHABLE
+                }
+                iothub_service::ErrorKind::InvalidInput | iothub_service::ErrorKind::Tls => {
+                    exit::USAGE
+                }
+                _ => exit::OTHER,
+            },
             AppError::Device(e) if e.is_authentication() => exit::AUTH,
             AppError::Device(e) if e.is_unreachable_or_timeout() => exit::UNREACHABLE,
             // A CA file or gateway setting we cannot use is bad input, not a runtime failure.

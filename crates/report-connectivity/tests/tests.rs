@@ -13,6 +13,8 @@ mod support;
 mod c2d;
 /// Exit codes and messages of the documented failures, and `--help`.
 mod exit_codes;
+/// `--fleet`: bulk-created devices, mass drops, throttling, `--devices-file`.
+mod fleet;
 /// Long runs: desired patches, reconnects, and how a run ends.
 mod long_running;
 /// Direct methods answered with `--method-response`.

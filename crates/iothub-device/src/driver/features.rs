@@ -168,6 +168,10 @@ impl Core {
         let out = self
             .protocol
             .on_publish(&publish.topic, &publish.payload, Instant::now());
+        self.shared.throttled.store(
+            self.protocol.throttled(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.apply(out);
         self.ack_at_once(publish);
     }

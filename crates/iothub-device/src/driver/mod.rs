@@ -29,6 +29,7 @@ use crate::credentials::Credentials;
 use crate::error::{ConnackRefusal, Error};
 use crate::events::{ConnectionEvent, DisconnectReason};
 use crate::fanout::Fanout;
+use crate::gate::ConnectGate;
 use crate::message::C2dMessage;
 use crate::methods::MethodRequest;
 use crate::protocol::outbox::MAX_OUTBOX_IN_FLIGHT;
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     /// Why the task stopped, for requests made afterwards (`None`: still running, or closed
     /// by the caller).
     pub(crate) terminal: std::sync::Mutex<Option<Error>>,
+    /// [`Protocol::throttled`], for [`crate::DeviceClient::throttled_answers`].
+    pub(crate) throttled: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -116,6 +119,7 @@ impl Shared {
             desired: Fanout::new(),
             events: Fanout::new(),
             terminal: std::sync::Mutex::new(None),
+            throttled: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -142,6 +146,7 @@ pub(crate) struct DriverParts {
     /// The C2D subscription filter of this identity.
     pub(crate) c2d_filter: String,
     pub(crate) backoff: Backoff,
+    pub(crate) connect_gate: Option<ConnectGate>,
     pub(crate) connect_timeout: Duration,
     pub(crate) endpoint_label: String,
     /// Answered with `session_present` of the first CONNACK, or the reason connecting failed.
@@ -155,6 +160,8 @@ pub(crate) struct Driver {
 /// Why [`Driver::next_wake`] returned.
 pub(super) enum Wake {
     Event(Result<Event, ConnectionError>),
+    /// The connect gate let this client's next attempt through.
+    Admitted,
     BackoffElapsed,
     /// Our DISCONNECT for a renewal did not get out in time: drop the link and redial.
     ForceReconnect,
@@ -181,6 +188,8 @@ impl Driver {
                 shared: parts.shared,
                 credentials: parts.credentials,
                 backoff: parts.backoff,
+                connect_gate: parts.connect_gate,
+                connect_permit: None,
                 link: Link::Connecting,
                 failures: 0,
                 last_error: None,
@@ -212,6 +221,7 @@ impl Driver {
             let flow = match self.next_wake().await {
                 Wake::Event(event) => self.on_event(event),
                 Wake::BackoffElapsed => self.reconnect_now(),
+                Wake::Admitted => Flow::Continue,
                 Wake::ForceReconnect => self.renew_connection(),
                 Wake::Exit(reply) => {
                     self.core.close(None, reply);
@@ -234,7 +244,12 @@ impl Driver {
     /// dropped when this function returns for a reason that ends or replaces the connection.
     async fn next_wake(&mut self) -> Wake {
         let core = &mut self.core;
-        let polling = !matches!(core.link, Link::BackingOff { .. });
+        // With a connect gate, an attempt (the next poll() while connecting) waits for a turn.
+        let gated = matches!(core.link, Link::Connecting)
+            && core.connect_permit.is_none()
+            && core.connect_gate.is_some();
+        let gate = core.connect_gate.clone();
+        let polling = !matches!(core.link, Link::BackingOff { .. }) && !gated;
         let poll = self.eventloop.poll();
         tokio::pin!(poll);
         loop {
@@ -244,6 +259,10 @@ impl Driver {
             let features_at = core.features_deadline();
             tokio::select! {
                 event = &mut poll, if polling => return Wake::Event(event),
+                permit = enter_gate(gate.as_ref()), if gated => {
+                    core.connect_permit = permit;
+                    return Wake::Admitted;
+                }
                 command = core.commands.recv(), if core.accepts_commands() => {
                     match command {
                         Some(Command::Submit { request, reply }) => core.submit(request, reply),
@@ -284,6 +303,7 @@ impl Driver {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 // Our protocol resends what matters; rumqttc's replay would duplicate it.
                 self.eventloop.pending.clear();
+                self.core.connect_permit = None;
                 self.core.on_connected(ack.session_present);
                 Flow::Continue
             }
@@ -339,6 +359,7 @@ impl Driver {
         // poll() has already dropped the network and moved unacknowledged packets to
         // `pending`; discard them, the protocol requeues its own requests.
         self.eventloop.pending.clear();
+        self.core.connect_permit = None;
         self.core.on_link_lost();
         let message = error.to_string();
         if let Some(terminal) = terminal_error(error) {
@@ -414,6 +435,14 @@ impl Driver {
         self.core.on_link_lost();
     }
 }
+/// A turn at the connect gate; never ready without a gate.
+async fn enter_gate(gate: Option<&ConnectGate>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match gate {
+        Some(gate) => gate.enter().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Replaces the MQTT password (the SAS token), keeping the username.
 fn set_password(eventloop: &mut EventLoop, token: String) {
     let username = eventloop

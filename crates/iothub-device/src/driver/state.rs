@@ -36,6 +36,9 @@ pub(super) struct Core {
     /// Signs the password for each connection attempt and says when to renew.
     pub(super) credentials: Credentials,
     pub(super) backoff: Backoff,
+    /// Shared bound on connection attempts in flight, and this client's turn while it dials.
+    pub(super) connect_gate: Option<crate::gate::ConnectGate>,
+    pub(super) connect_permit: Option<tokio::sync::OwnedSemaphorePermit>,
     pub(super) link: Link,
     /// Consecutive failed connection attempts, for the backoff.
     pub(super) failures: u32,

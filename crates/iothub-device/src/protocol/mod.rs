@@ -136,6 +136,8 @@ pub(crate) struct Protocol {
     desired_version: Option<u64>,
     /// Whether a resync GET has answered at least once.
     baseline_established: bool,
+    /// Answers with status 429 (throttled) that were retried, since the client started.
+    throttled: u64,
 }
 
 impl Protocol {
@@ -150,7 +152,13 @@ impl Protocol {
             pending: BTreeMap::new(),
             desired_version: None,
             baseline_established: false,
+            throttled: 0,
         }
+    }
+
+    /// How many answers were 429 (throttled) and retried after a delay.
+    pub(crate) fn throttled(&self) -> u64 {
+        self.throttled
     }
 
     /// Queues a caller's request; it is published now if connected and the window allows.
@@ -335,6 +343,9 @@ impl Protocol {
                 tracing::debug!(rid, status, ?delay, "hub asked to retry later");
                 p.retries += 1;
                 p.stage = Stage::RetryAt(now + delay);
+                if status == 429 {
+                    self.throttled += 1;
+                }
                 return;
             }
         }
