@@ -131,6 +131,7 @@ mod tests {
             None,
             Loaded::default(),
             Arc::new(Nobody),
+            crate::events::EventsConfig::default(),
         )
         .await
         .unwrap();
