@@ -77,42 +77,15 @@ pub async fn rest(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    // Unconditional updates and deletes; a PUT without If-Match creates.
-    let conditional = method == reqwest::Method::PATCH || method == reqwest::Method::DELETE;
-    let mut request = hub.request(method, path, "iothubowner");
-    if conditional {
-        request = request.header("if-match", "\"*\"");
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("REST call completes");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("REST body");
-    (status, serde_json::from_str(&text).unwrap_or_default())
+    hub.owner_call(method, path, body).await
 }
 
 /// Registers module `module` on the registered device `device` and returns its connection
 /// string (`…;DeviceId=…;ModuleId=…;SharedAccessKey=…`, the device's host and port).
 pub async fn add_module(hub: &TestHub, device: &str, module: &str) -> DeviceConnectionString {
-    let (status, identity) = rest(
-        hub,
-        reqwest::Method::PUT,
-        &format!("/devices/{device}/modules/{module}"),
-        Some(serde_json::json!({"deviceId": device, "moduleId": module})),
-    )
-    .await;
-    assert_eq!(status, 200, "create module: {identity}");
-    let key = identity["authentication"]["symmetricKey"]["primaryKey"]
-        .as_str()
-        .expect("the hub generated a module key");
-    let device_conn = hub.device_connection(device);
-    format!(
-        "HostName={};DeviceId={device};ModuleId={module};SharedAccessKey={key}",
-        device_conn.host_name
-    )
-    .parse()
-    .expect("module connection string")
+    let host_name = hub.device_connection(device).host_name;
+    hub.add_module(device, module, &host_name)
+        .await
+        .parse()
+        .expect("module connection string")
 }

@@ -199,6 +199,47 @@ impl TestHub {
     }
 
     /// Registers `id` (keeping its keys if it exists) and returns its connection string for
+    /// A REST call as `iothubowner`: `PATCH` and `DELETE` are unconditional (`If-Match: "*"`),
+    /// a `PUT` without `If-Match` creates. Returns the status and the JSON body (`null` if none).
+    pub async fn owner_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let conditional = method == Method::PATCH || method == Method::DELETE;
+        let mut request = self.request(method, path, "iothubowner");
+        if conditional {
+            request = request.header("if-match", "\"*\"");
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("REST call completes");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("REST body");
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+
+    /// Registers module `module` on the registered device `device`; returns its connection
+    /// string for `host_name` (`…;DeviceId=…;ModuleId=…;SharedAccessKey=…`).
+    pub async fn add_module(&self, device: &str, module: &str, host_name: &str) -> String {
+        let (status, identity) = self
+            .owner_call(
+                Method::PUT,
+                &format!("/devices/{device}/modules/{module}"),
+                Some(serde_json::json!({"deviceId": device, "moduleId": module})),
+            )
+            .await;
+        assert_eq!(status, 200, "create module: {identity}");
+        let key = identity["authentication"]["symmetricKey"]["primaryKey"]
+            .as_str()
+            .expect("the hub generated a module key");
+        format!("HostName={host_name};DeviceId={device};ModuleId={module};SharedAccessKey={key}")
+    }
+
     /// MQTT over TLS.
     pub async fn add_device(&self, id: &str) -> DeviceConnectionString {
         self.register(id)

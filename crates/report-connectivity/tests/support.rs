@@ -171,35 +171,11 @@ pub async fn rest(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let conditional = method == reqwest::Method::PATCH || method == reqwest::Method::DELETE;
-    let mut request = hub.request(method, path, "iothubowner");
-    if conditional {
-        request = request.header("if-match", "\"*\"");
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("REST call completes");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("REST body");
-    (status, serde_json::from_str(&text).unwrap_or_default())
+    hub.owner_call(method, path, body).await
 }
 
 /// Registers module `module` on the registered device `device`; returns its connection
 /// string for `host_name` (the device's MQTT or WebSocket `HostName`).
 pub async fn add_module(hub: &TestHub, device: &str, module: &str, host_name: &str) -> String {
-    let (status, identity) = rest(
-        hub,
-        reqwest::Method::PUT,
-        &format!("/devices/{device}/modules/{module}"),
-        Some(serde_json::json!({"deviceId": device, "moduleId": module})),
-    )
-    .await;
-    assert_eq!(status, 200, "create module: {identity}");
-    let key = identity["authentication"]["symmetricKey"]["primaryKey"]
-        .as_str()
-        .expect("the hub generated a module key");
-    format!("HostName={host_name};DeviceId={device};ModuleId={module};SharedAccessKey={key}")
+    hub.add_module(device, module, host_name).await
 }
